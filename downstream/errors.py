@@ -22,7 +22,8 @@ Callers catch at the level they care about::
     │       ├── ExecutionPartial        COMPLETED_PARTIAL and the caller did not allow it
     │       └── ExecutionTimedOut       our deadline passed; the execution was cancelled
     ├── SpecError                       the query spec is invalid (every problem, with its path)
-    └── LoadError                       a result cannot be loaded as asked (NULL keys, ...)
+    ├── LoadError                       a result cannot be loaded as asked (NULL keys, ...)
+    └── ConfigurationError              something needed to start is missing (e.g. the key)
 
 Every Dune error names the query id and/or execution id it concerns. None of them ever
 contains the API key: messages are built from Dune's own text and redacted by the client.
@@ -190,13 +191,9 @@ class ExecutionFailed(ExecutionError):
 class ExecutionCancelled(ExecutionError):
     """The execution was cancelled before it produced a result."""
 
-    transient = True
-
 
 class ExecutionExpired(ExecutionError):
-    """The stored result expired (possibly between two pages); executing again will work."""
-
-    transient = True
+    """The stored result expired (possibly between two pages); the next run executes anew."""
 
 
 class ExecutionPartial(ExecutionError):
@@ -205,8 +202,6 @@ class ExecutionPartial(ExecutionError):
 
 class ExecutionTimedOut(ExecutionError):
     """Our overall deadline passed while waiting; we cancelled the execution."""
-
-    transient = True
 
 
 class SpecError(DownstreamError, ValueError):
@@ -225,6 +220,10 @@ class LoadError(DownstreamError):
     def __init__(self, message: str, *, query_name: str | None = None) -> None:
         self.query_name = query_name
         super().__init__(f"{query_name}: {message}" if query_name else message)
+
+
+class ConfigurationError(DownstreamError):
+    """Something needed before any work is missing or wrong (credentials, paths)."""
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -155,7 +155,17 @@ class Spec(_Strict):
         problems = []
         seen: dict[str, int] = {}
         metrics: dict[tuple[str, str], str] = {}
+        sources: dict[str, int] = {}
         for i, q in enumerate(self.queries):
+            # The ledger keys loads by execution: one execution can feed one table only.
+            source = f"{q.query_id}:{sorted((k, str(v)) for k, v in q.parameters.items())}"
+            if source in sources:
+                problems.append(
+                    f"queries[{i}].query_id: query {q.query_id} with the same parameters is "
+                    f"already loaded by queries[{sources[source]}]; one Dune execution can "
+                    "feed one table"
+                )
+            sources.setdefault(source, i)
             if q.name in seen:
                 problems.append(
                     f"queries[{i}].name: {q.name!r} is already used by queries[{seen[q.name]}]"

@@ -157,6 +157,16 @@ class DuneClient:
         self.latest_multi_value = latest_multi_value
         self._origin = _origin(http.base_url)
 
+    def close(self) -> None:
+        """Close the underlying HTTP connections."""
+        self.http.close()
+
+    def __enter__(self) -> DuneClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- executions -------------------------------------------------------------------
 
     def execute(
