@@ -41,6 +41,7 @@ from downstream.dune.models import (
 )
 from downstream.dune.pacing import (
     Clock,
+    Limiter,
     PollPolicy,
     RateLimiter,
     RetryPolicy,
@@ -133,7 +134,7 @@ class DuneClient:
         api_key: str,
         *,
         retry: RetryPolicy | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -147,7 +148,7 @@ class DuneClient:
         self.http = http
         self._key = api_key
         self.retry = retry or RetryPolicy()
-        self.limiter = limiter or RateLimiter(None, None)
+        self.limiter: Limiter = limiter or RateLimiter(None, None)
         self.sleep = sleep
         self.clock = clock
         self.now = now

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -128,6 +129,12 @@ class TokenBucket:
                 wait = (1.0 - self._tokens) * 60.0 / self.rate_per_minute
             self.sleep(wait)
             waited += wait
+
+
+class Limiter(Protocol):
+    """Anything that can pace one request of an endpoint class (``low`` or ``high``)."""
+
+    def acquire(self, kind: str) -> float: ...
 
 
 @dataclass
