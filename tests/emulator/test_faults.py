@@ -6,6 +6,7 @@ connection and a client timeout only exist on a real socket.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import orjson
 import pytest
 
 from downstream.emulator import DuneEmulator, serve
+from downstream.emulator.server import bind_socket
 
 from .helpers import ETH, HEADERS, NUMBERS, Client, execute, make_emulator, run, status
 
@@ -145,22 +147,17 @@ def test_delay_trips_a_client_timeout(live: tuple[DuneEmulator, str]) -> None:
     emulator.add_fault({"path": "/status$", "action": "slow", "delay": 5})
     with httpx.Client(base_url=base_url, headers=HEADERS, timeout=0.2) as http:
         eid = http.post(f"/api/v1/query/{NUMBERS}/execute", json={}).json()["execution_id"]
-        started = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
             http.get(f"/api/v1/execution/{eid}/status")
-        assert time.monotonic() - started < 1
         # Other requests are not blocked by the sleeping one.
         assert http.get(f"/api/v1/execution/{eid}/status").status_code == 200
 
 
-def test_keep_alive_round_trips_are_fast(live: tuple[DuneEmulator, str]) -> None:
-    # Guards TCP_NODELAY on the served socket: without it, Nagle plus delayed ACKs
-    # make every keep-alive response take ~40 ms.
-    _, base_url = live
-    with httpx.Client(base_url=base_url) as http:
-        timings = []
-        for _ in range(8):
-            started = time.perf_counter()
-            http.get("/_emulator/health")
-            timings.append(time.perf_counter() - started)
-    assert sorted(timings)[len(timings) // 2] < 0.02
+def test_the_served_socket_says_tcp_so_asyncio_sets_nodelay() -> None:
+    # Without proto=IPPROTO_TCP asyncio skips TCP_NODELAY on accepted sockets, and Nagle
+    # plus delayed ACKs add ~40 ms to every keep-alive response.
+    sock = bind_socket()
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
