@@ -41,6 +41,7 @@ from prefect.states import Completed, Failed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from blocks.dune import DuneCredentials, resolve_credentials  # noqa: E402
+from downstream import shutdown  # noqa: E402
 from downstream.pipeline import QueryResult, failed_result, record_failure_at  # noqa: E402
 from downstream.spec import QuerySpec, Spec, load_spec, parse_spec  # noqa: E402
 from downstream.store import db_path_from_env, open_database  # noqa: E402
@@ -64,6 +65,7 @@ def sync_query(
     started, plan = time.monotonic(), None
     run_id = str(flow_run.id) if flow_run.id else None
     try:
+        shutdown.check("before the query started")
         plan = decide_plan(credentials, db_path, spec, refresh)
         plan = submit_execution(credentials, db_path, plan)
         plan = wait_for_result(credentials, plan)
@@ -97,6 +99,7 @@ def onchain(
     ``$BRONZE_DB_PATH`` or ``data/bronze.db``. Credentials: the ``credentials_block``
     block, else ``DUNE_API_KEY``, else a block named ``dune``.
     """
+    shutdown.install()  # SIGTERM: loads roll back within a page, the run ends Failed
     spec = validate_queries(queries)
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"concurrency must be 1..{MAX_CONCURRENCY}, got {concurrency}")

@@ -32,6 +32,7 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
+from downstream import shutdown
 from downstream.dune.models import (
     CsvPage,
     ExecutionState,
@@ -135,7 +136,7 @@ class DuneClient:
         *,
         retry: RetryPolicy | None = None,
         limiter: Limiter | None = None,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep = shutdown.sleep,
         clock: Clock = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_page_rows: int = MAX_PAGE_ROWS,
