@@ -289,10 +289,11 @@ def load(
                 metadata=_metadata(status),
                 allow_partial=spec.allow_partial,
             )
-            if on_page is not None:
-                pages = _observe(pages, on_page)
             if prefetch_pages > 0:
                 pages = prefetch(pages, prefetch_pages)
+            if on_page is not None:
+                # In the loading thread, where the caller's context (a Prefect run) lives.
+                pages = _observe(pages, on_page)
             report = load_execution(
                 db, spec, info, pages, checkpoint=checkpoint or _stop_if_requested
             )

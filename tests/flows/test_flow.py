@@ -160,3 +160,22 @@ def test_an_invalid_queries_parameter_fails_before_any_request(
     assert state.is_failed()
     assert "one Dune execution can feed one table" in (state.message or "")
     assert emulator.stats()["requests_total"] == 0
+
+
+def test_a_large_result_gets_a_progress_artifact_that_reaches_100(
+    emulator: DuneEmulator, tmp_path: Path
+) -> None:
+    emulator.add_synthetic(9100002, 60_000)
+    state = run([QuerySpec(name="big", query_id=9100002)], tmp_path / "bronze.db")
+    assert state.is_completed(), state.message
+
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterType
+
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"]))
+        )
+    mine = [a for a in artifacts if a.flow_run_id == state.state_details.flow_run_id]
+    assert len(mine) == 1
+    assert float(mine[0].data) == 100.0  # type: ignore[arg-type]
+    assert "60,000 rows" in (mine[0].description or "")
