@@ -408,6 +408,9 @@ class DuneClient:
         """
         width = len(metadata.column_names) if metadata else None
         page_size = limit or (self.page_limit(width) if width else 1)
+        # Rows per page the server accepted after refusing more (402 per request): the
+        # account's cap is lower than ours, so later pages must not ask for more again.
+        learned_cap: int | None = None
         offset, seen, total = 0, 0, None
         while True:
             params: list[tuple[str, str]] = [("limit", str(page_size)), ("offset", str(offset))]
@@ -423,7 +426,7 @@ class DuneClient:
                 )
             except DunePaymentRequired as exc:
                 if "per request" in exc.message.lower() and page_size > 1:
-                    page_size = max(1, page_size // 2)
+                    page_size = learned_cap = max(1, page_size // 2)
                     log.info(
                         "execution %s: page over the per-request cap; %d rows per page now",
                         execution_id,
@@ -450,6 +453,8 @@ class DuneClient:
             offset = self._next_offset(page, offset, query_id=query_id, execution_id=execution_id)
             if limit is None:
                 page_size = self.page_limit(len(page.metadata.column_names))
+                if learned_cap is not None:
+                    page_size = min(page_size, learned_cap)
         if total is not None and seen != total:
             raise DuneProtocolError(
                 f"pages held {seen} rows but total_row_count is {total}",

@@ -460,6 +460,8 @@ def test_402_per_request_cap_halves_the_page_size(client: DuneClient, router: re
     pages = list(client.iter_result_pages(EID, metadata=ResultMetadata(column_names=NAMES)))
     assert sum(len(p.rows) for p in pages) == 4
     assert limits[:4] == [32000, 16000, 8000, 4000]
+    # Learned once: 15 halvings to reach 1 row, then every later page asks for 1 row.
+    assert limits[14:] == [1, 1, 1, 1]
 
 
 def test_offset_past_the_end_is_an_empty_last_page(
