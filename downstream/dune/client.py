@@ -64,6 +64,7 @@ from downstream.errors import (
     ExecutionFailed,
     ExecutionPartial,
     ExecutionTimedOut,
+    UnknownExecutionState,
 )
 
 log = logging.getLogger("downstream.dune")
@@ -584,6 +585,11 @@ class DuneClient:
     def _page(self, data: dict[str, Any], *, offset: int, query_id: int | None) -> ResultPage:
         try:
             return ResultPage.from_json(data, offset=offset)
+        except UnknownExecutionState as exc:
+            # Raised from inside the model, which cannot know which execution it parses.
+            raise UnknownExecutionState(
+                exc.state, query_id=query_id, execution_id=data.get("execution_id")
+            ) from None
         except ValidationError as exc:
             raise DuneProtocolError(
                 f"unexpected results body: {_first_error(exc)}",
@@ -601,6 +607,10 @@ class DuneClient:
     ) -> ExecutionStatus:
         try:
             return model.model_validate(data)
+        except UnknownExecutionState as exc:
+            raise UnknownExecutionState(
+                exc.state, query_id=query_id, execution_id=execution_id
+            ) from None
         except ValidationError as exc:
             raise DuneProtocolError(
                 f"unexpected status body: {_first_error(exc)}",

@@ -134,8 +134,17 @@ def test_unknown_state_is_an_explicit_error(client: DuneClient, router: respx.Ro
     router.get(f"/execution/{EID}/status").mock(
         return_value=httpx.Response(200, json=status_body(EID, "QUERY_STATE_TELEPORTING"))
     )
-    with pytest.raises(UnknownExecutionState, match="QUERY_STATE_TELEPORTING"):
-        client.get_status(EID)
+    with pytest.raises(UnknownExecutionState, match="QUERY_STATE_TELEPORTING") as info:
+        client.get_status(EID, query_id=1463956)
+    # Like every Dune error, it names what it is about.
+    assert (info.value.query_id, info.value.execution_id) == (1463956, EID)
+    assert info.value.state == "QUERY_STATE_TELEPORTING"
+    router.get("/query/1463956/results").mock(
+        return_value=httpx.Response(200, json=status_body(EID, "QUERY_STATE_TELEPORTING"))
+    )
+    with pytest.raises(UnknownExecutionState) as on_page:
+        client.get_latest_result(1463956)
+    assert (on_page.value.query_id, on_page.value.execution_id) == (1463956, EID)
 
 
 def test_status_tolerates_missing_optional_fields_and_epoch_expiry(
