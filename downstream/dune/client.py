@@ -360,13 +360,9 @@ class DuneClient:
                 raise
             return None
         except DuneBadRequest as exc:
-            if "partial" in exc.message.lower():
+            if _refused_as_partial(exc):
                 # The latest result exists but is truncated; report it as such, not as absent.
-                raise ExecutionPartial(
-                    "the latest result is truncated (COMPLETED_PARTIAL)",
-                    state=ExecutionState.PARTIAL.value,
-                    query_id=query_id,
-                ) from exc
+                raise _partial("the latest result", query_id, None) from exc
             raise
         return self._page(data, offset=0, query_id=query_id)
 
@@ -425,6 +421,10 @@ class DuneClient:
                     query_id=query_id,
                     execution_id=execution_id,
                 )
+            except DuneBadRequest as exc:
+                if _refused_as_partial(exc):
+                    raise _partial("this result", query_id, execution_id) from exc
+                raise
             except DunePaymentRequired as exc:
                 if "per request" in exc.message.lower() and page_size > 1:
                     page_size = learned_cap = max(1, page_size // 2)
@@ -479,13 +479,18 @@ class DuneClient:
             params = [("limit", str(page_size)), ("offset", str(offset))]
             if allow_partial:
                 params.append(("allow_partial_results", "true"))
-            resp = self._send(
-                "GET",
-                f"/execution/{execution_id}/results/csv",
-                params=params,
-                query_id=query_id,
-                execution_id=execution_id,
-            )
+            try:
+                resp = self._send(
+                    "GET",
+                    f"/execution/{execution_id}/results/csv",
+                    params=params,
+                    query_id=query_id,
+                    execution_id=execution_id,
+                )
+            except DuneBadRequest as exc:
+                if _refused_as_partial(exc):
+                    raise _partial("this result", query_id, execution_id) from exc
+                raise
             header, body, rows = split_csv_page(resp.content)
             page = CsvPage(
                 header=header,
@@ -831,6 +836,21 @@ class _Ambiguous(Exception):
         self.error = error
         self.retry_after = retry_after
         super().__init__(str(error))
+
+
+def _refused_as_partial(exc: DuneBadRequest) -> bool:
+    """Dune's 400 "Partial Result, please request with allow_partial_results=true"."""
+    return "partial" in exc.message.lower()
+
+
+def _partial(what: str, query_id: int | None, execution_id: str | None) -> ExecutionPartial:
+    # That 400 is an outcome of the execution, not a bad request: give it the typed error.
+    return ExecutionPartial(
+        f"{what} is truncated (COMPLETED_PARTIAL); set allow_partial to accept it",
+        state=ExecutionState.PARTIAL.value,
+        query_id=query_id,
+        execution_id=execution_id,
+    )
 
 
 def is_fresh(

@@ -534,6 +534,23 @@ def test_partial_pages_need_allow_partial(client: DuneClient, router: respx.Rout
     assert route.calls.last.request.url.params["allow_partial_results"] == "true"
 
 
+def test_partial_refused_by_the_server_is_execution_partial(
+    client: DuneClient, router: respx.Router
+) -> None:
+    # What Dune actually answers for a truncated result read without the flag (2.0, 2.4).
+    refusal = httpx.Response(
+        400, json={"error": "Partial Result, please request with 'allow_partial_results=true'"}
+    )
+    router.get(f"/execution/{EID}/results").mock(return_value=refusal)
+    router.get(f"/execution/{EID}/results/csv").mock(return_value=refusal)
+    with pytest.raises(ExecutionPartial) as info:
+        next(client.iter_result_pages(EID, query_id=7, limit=10))
+    assert info.value.state == "QUERY_STATE_COMPLETED_PARTIAL"
+    assert (info.value.query_id, info.value.execution_id) == (7, EID)
+    with pytest.raises(ExecutionPartial):
+        next(client.iter_csv_pages(EID, n_columns=2))
+
+
 def test_next_uri_on_another_host_never_receives_the_key(
     client: DuneClient, router: respx.Router
 ) -> None:
