@@ -572,7 +572,9 @@ class DuneClient:
     ) -> str | None:
         """An execution of this query submitted since ``since`` (minus clock-skew slack)."""
         try:
-            page = self.get_latest_result(query_id, parameters)
+            # Only the id and submit time are read, so a truncated latest result will do;
+            # without the flag Dune refuses to show it and the check would fail for nothing.
+            page = self.get_latest_result(query_id, parameters, allow_partial=True)
         except DuneError as exc:
             # Cannot tell whether our execute went through: refuse to risk paying twice.
             raise DuneServerError(

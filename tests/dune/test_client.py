@@ -348,6 +348,32 @@ def test_execute_timeout_with_only_an_old_execution_submits_again(
     assert execute.call_count == 2
 
 
+def test_execute_ambiguous_failure_when_the_latest_run_was_truncated_submits_again(
+    client: DuneClient, router: respx.Router
+) -> None:
+    execute = router.post("/query/1463956/execute").mock(
+        side_effect=[
+            httpx.Response(502, text="<html>Bad Gateway</html>"),
+            httpx.Response(200, json={"execution_id": EID2, "state": "QUERY_STATE_PENDING"}),
+        ]
+    )
+
+    def latest(request: httpx.Request) -> httpx.Response:
+        # Dune refuses to show a truncated latest result unless asked to.
+        if request.url.params.get("allow_partial_results") != "true":
+            return httpx.Response(
+                400,
+                json={"error": "Partial Result, please request with 'allow_partial_results=true'"},
+            )
+        old = _latest(EID, "2026-11-30T08:00:00Z", "QUERY_STATE_COMPLETED_PARTIAL")
+        return httpx.Response(200, json=old)
+
+    router.get("/query/1463956/results").mock(side_effect=latest)
+    outcome = client.execute(1463956)
+    assert outcome.execution_id == EID2 and not outcome.adopted
+    assert execute.call_count == 2
+
+
 def test_execute_ambiguous_failure_with_no_execution_at_all_submits_again(
     client: DuneClient, router: respx.Router
 ) -> None:
