@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +11,7 @@ import httpx
 import pytest
 import respx
 
-from downstream.dune import DuneClient, ExecutionState, PollPolicy
+from downstream.dune import DuneClient, ExecutionState, PollPolicy, make_http_client
 from downstream.errors import (
     DuneAuthError,
     DuneBadRequest,
@@ -497,6 +499,45 @@ def test_402_per_request_cap_halves_the_page_size(client: DuneClient, router: re
     assert limits[:4] == [32000, 16000, 8000, 4000]
     # Learned once: 15 halvings to reach 1 row, then every later page asks for 1 row.
     assert limits[14:] == [1, 1, 1, 1]
+
+
+def test_pages_do_not_keep_earlier_response_bodies_alive() -> None:
+    # httpx links a response and its stream both ways; if a page's response is left in
+    # that cycle, its whole body waits for the cyclic GC (which a page loop can put off
+    # for dozens of pages). With the GC off, anything but refcounting shows up here.
+    names = ["c0", "c1"]
+    n_pages, per_page = 12, 2000
+    pad = "x" * 200  # ~0.5 MB of JSON per page
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        chunk = [{"c0": offset + i, "c1": pad} for i in range(per_page)]
+        total = n_pages * per_page
+        nxt = offset + per_page if offset + per_page < total else None
+        return httpx.Response(
+            200, json=page_body(EID, chunk, total=total, names=names, next_offset=nxt)
+        )
+
+    # A bare MockTransport: respx would keep every response in its call log.
+    http = make_http_client("https://api.dune.com", transport=httpx.MockTransport(handler))
+    client = DuneClient(http, KEY, sleep=lambda s: None)
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        pages = client.iter_result_pages(EID, limit=per_page)
+        first = next(pages)
+        page_bytes = tracemalloc.get_traced_memory()[0]
+        del first
+        rows = per_page + sum(len(p.rows) for p in pages)
+        left = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+        client.close()
+    assert rows == n_pages * per_page
+    # Only the last page may still be around, not one body per page read.
+    assert left < 2 * page_bytes, (left, page_bytes)
 
 
 def test_offset_past_the_end_is_an_empty_last_page(
