@@ -6,9 +6,11 @@ connection and a client timeout only exist on a real socket.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import orjson
@@ -17,7 +19,7 @@ import pytest
 from downstream.emulator import DuneEmulator, serve
 from downstream.emulator.server import bind_socket
 
-from .helpers import ETH, HEADERS, NUMBERS, Client, execute, make_emulator, run, status
+from .helpers import ETH, HEADERS, KEY, NUMBERS, Client, execute, make_emulator, run, status
 
 
 def test_respond_fault_with_html_body_then_normal(emulator: DuneEmulator, client: Client) -> None:
@@ -161,3 +163,56 @@ def test_the_served_socket_says_tcp_so_asyncio_sets_nodelay() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [
+        (None, 200),
+        ({"status": 503, "body": "<html>"}, 503),
+        ({"status": 502, "when": "after"}, 502),
+        ({"action": "truncate"}, 200),
+        ({"action": "reset"}, 200),
+        ({"action": "slow", "delay": 0.01}, 200),
+    ],
+)
+def test_stats_count_a_response_before_it_is_sent(
+    emulator: DuneEmulator, client: Client, fault: dict[str, Any] | None, status: int
+) -> None:
+    # A client that reads stats right after its last response must see that response,
+    # and a reset between two tests must not be undone by a late count from the first.
+    eid = execute(client, NUMBERS)
+    if fault is not None:
+        emulator.add_fault({"path": "/status$", **fault})
+    emulator.reset_stats()
+    at_last_byte: list[dict[str, int]] = []
+
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            at_last_byte.append(dict(emulator.stats()["requests_by_status"]))
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 50000),
+        "root_path": "",
+        "path": f"/api/v1/execution/{eid}/status",
+        "raw_path": f"/api/v1/execution/{eid}/status".encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"x-dune-api-key", KEY.encode())],
+    }
+    asyncio.run(emulator.app(scope, receive, send))  # type: ignore[arg-type]
+    assert at_last_byte == [{str(status): 1}]
