@@ -13,10 +13,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/prefect/downstream
 
 # Dependencies first, exactly as locked, so code changes reuse this layer. The base image
-# ships uv and installs into the system Python (UV_SYSTEM_PYTHON=1). Nothing is installed
+# ships uv; --system installs into its Python, where Prefect is. Nothing is installed
 # when a pod starts (EXTRA_PIP_PACKAGES stays unset).
 COPY requirements.lock ./
-RUN uv pip install --no-cache -r requirements.lock
+RUN uv pip install --system --no-cache -r requirements.lock
 
 COPY pyproject.toml README.md ./
 COPY downstream/ downstream/
@@ -24,7 +24,7 @@ COPY blocks/ blocks/
 COPY tasks/ tasks/
 COPY flows/ flows/
 COPY deployments/ deployments/
-RUN uv pip install --no-cache --no-deps . \
+RUN uv pip install --system --no-cache --no-deps . \
     && python -c "import flows.onchain, blocks.dune"
 
 # Non-root, with a home for PREFECT_HOME (~/.prefect). The UID/GID match runAsUser/fsGroup

@@ -42,7 +42,9 @@ from .helpers import (
     validate_strict,
 )
 
-pytestmark = pytest.mark.deployment
+# A hung step fails on its own bound first (server 120 s, worker 180 s); pytest-timeout's
+# signal still unwinds through `started`, which stops every process this test began.
+pytestmark = [pytest.mark.deployment, pytest.mark.timeout(480)]
 
 BIN = Path(sys.executable).parent
 KEY = "e2e-key-3b7c41d0"
@@ -200,9 +202,9 @@ def test_deploy_then_run_on_a_process_worker(tmp_path: Path, emulator_url: str) 
         # Re-running the bootstrap is safe, even while a run uses what it manages.
         again = pool.submit(run, bootstrap, {**env, **dune})
         try:
-            worker.wait(240)
+            worker.wait(180)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"worker --run-once still running after 240 s:\n{worker_log.read_text()}")
+            pytest.fail(f"worker --run-once still running after 180 s:\n{worker_log.read_text()}")
         assert worker.returncode == 0, worker_log.read_text()[-5000:]
         step("worker --run-once")
 
