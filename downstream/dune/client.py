@@ -758,6 +758,7 @@ class DuneClient:
 _INVALID = object()
 # Column types whose JSON values must survive decoding exactly.
 _EXACT_TYPE_PREFIXES = (
+    "boolean",  # an INTEGER column too: a huge number there must not arrive as a float
     "bigint",
     "integer",
     "int",

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -340,6 +341,16 @@ class _Load:
 
     def _write(self, page: Page) -> None:
         norm = normalize_rows(page.rows, self.columns)
+        for name, (count, first) in norm.out_of_range.items():
+            column = next(c for c in self.columns if c.name == name)
+            text = format(Decimal(first), "f") if isinstance(first, int) else str(first)
+            shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+            raise LoadError(
+                f"column {name!r} ({column.dune_type}): {count} value(s) too large for "
+                f"SQLite's {column.sqlite_type} storage, e.g. {shown}; SQLite would keep an "
+                "approximation, so nothing was loaded",
+                query_name=self.spec.name,
+            )
         n = norm.row_count
         self.report.pages += 1
         self.report.rows += n
