@@ -218,11 +218,15 @@ class SpecError(DownstreamError, ValueError):
 
 
 class LoadError(DownstreamError):
-    """A result cannot be loaded as the spec asks; nothing was written."""
+    """A result cannot be loaded as the spec asks; nothing was written.
+
+    The message is one printable line: it may quote Dune's column names, which can hold
+    anything (newlines, NUL, lone surrogates).
+    """
 
     def __init__(self, message: str, *, query_name: str | None = None) -> None:
         self.query_name = query_name
-        super().__init__(f"{query_name}: {message}" if query_name else message)
+        super().__init__(one_line(f"{query_name}: {message}" if query_name else message))
 
 
 class ConfigurationError(DownstreamError):
