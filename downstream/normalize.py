@@ -418,15 +418,29 @@ def _parse_times(values: list[Any], digits: int) -> list[str | None]:
 
 
 def row_hashes(page: NormalizedPage) -> list[str]:
-    """A stable hash of each row's stored values: identity when no primary key is given."""
+    """A stable hash of each row's stored values: identity when no primary key is given.
+
+    orjson writes infinities as ``null``, so a row holding one is hashed through the
+    stdlib (``Infinity``): otherwise ``inf``, ``-inf`` and NULL would be one row.
+    """
+    infinite = [
+        i
+        for i, (c, values) in enumerate(zip(page.columns, page.values, strict=True))
+        if c.kind is Kind.REAL and any(v == _INF or v == -_INF for v in values)
+    ]
     out = []
     for row in zip(*page.values, strict=True):
         try:
+            if infinite and any(row[i] == _INF or row[i] == -_INF for i in infinite):
+                raise TypeError("infinity")
             blob = orjson.dumps(row)
         except TypeError:
             blob = json.dumps(row, default=str).encode()
         out.append(hashlib.blake2b(blob, digest_size=16).hexdigest())
     return out
+
+
+_INF = float("inf")
 
 
 def is_missing(value: Any) -> bool:

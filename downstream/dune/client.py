@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -789,10 +790,50 @@ def decode_json(content: bytes) -> Any:
 
 
 def _exact_json(content: bytes) -> Any:
+    """The stdlib decoder, for what orjson refuses or rounds. Hostile bodies get a defined
+    outcome here: integers beyond int()'s 4300-digit limit stay exact as ``Decimal``;
+    nesting too deep for the decoder counts as invalid JSON; ``\ud800``-style escapes of
+    lone surrogates (which no UTF-8 text can hold) become U+FFFD, as Go's encoder writes
+    invalid text; ``NaN``/``Infinity`` literals are accepted as floats."""
     try:
-        return json.loads(content, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(content, parse_float=Decimal, parse_int=_exact_int)
+        if _SURROGATE_ESCAPE.search(content):
+            data, replaced = _replace_surrogates(data)
+            if replaced:
+                log.warning(
+                    "a response held %d text value(s) with lone surrogates; kept with U+FFFD",
+                    replaced,
+                )
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _INVALID
+    return data
+
+
+# A \uD800-\uDFFF escape: orjson refuses lone ones, the stdlib decodes them as they are.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _exact_int(text: str) -> int | Decimal:
+    return int(text) if len(text) < 4300 else Decimal(text)
+
+
+def _replace_surrogates(value: Any) -> tuple[Any, int]:
+    """``value`` with lone surrogates in every string (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        fixed, n = _SURROGATES.subn("\ufffd", value)
+        return fixed, 1 if n else 0
+    if isinstance(value, list):
+        pairs = [_replace_surrogates(item) for item in value]
+        return [v for v, _ in pairs], sum(n for _, n in pairs)
+    if isinstance(value, dict):
+        out, count = {}, 0
+        for key, item in value.items():
+            (new_key, a), (new_item, b) = _replace_surrogates(key), _replace_surrogates(item)
+            out[new_key] = new_item
+            count += a + b
+        return out, count
+    return value, 0
 
 
 def _has_inexact_values(data: dict[str, Any]) -> bool:

@@ -185,7 +185,12 @@ class _Load:
             raise LoadError("a result page has no column metadata", query_name=self.spec.name)
         names = list(page.metadata.column_names)
         self._validate_columns(names)
-        self.columns = columns_from_metadata(names, page.metadata.column_types)
+        try:
+            self.columns = columns_from_metadata(names, page.metadata.column_types)
+        except ValueError as exc:  # column_types not parallel to column_names
+            raise LoadError(
+                f"the result's metadata is inconsistent: {exc}", query_name=self.spec.name
+            ) from None
         self._ensure_table()
         self._ensure_metric_masters()
         self.sql = self._upsert_sql()
@@ -353,7 +358,13 @@ class _Load:
     # -- every page -------------------------------------------------------------------------
 
     def _write(self, page: Page) -> None:
-        norm = normalize_rows(page.rows, self.columns)
+        rows = page.rows
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise LoadError(
+                "the result's rows are not all JSON objects keyed by column name",
+                query_name=self.spec.name,
+            )
+        norm = normalize_rows(rows, self.columns)
         for name, (count, first) in norm.out_of_range.items():
             column = next(c for c in self.columns if c.name == name)
             text = format(Decimal(first), "f") if isinstance(first, int) else str(first)
@@ -364,6 +375,17 @@ class _Load:
                 "approximation, so nothing was loaded",
                 query_name=self.spec.name,
             )
+        try:
+            self._store(norm)
+        except UnicodeEncodeError:
+            # Text with lone surrogates cannot be UTF-8 (the client replaces those it
+            # decodes; this guards pages from anywhere else).
+            raise LoadError(
+                "the result holds text that is not valid Unicode (a lone surrogate)",
+                query_name=self.spec.name,
+            ) from None
+
+    def _store(self, norm: NormalizedPage) -> None:
         n = norm.row_count
         self.report.pages += 1
         self.report.rows += n
