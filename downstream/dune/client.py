@@ -538,12 +538,18 @@ class DuneClient:
     ) -> int:
         """Where the next page starts. We rebuild the request on our own host from the
         offset rather than follow ``next_uri`` verbatim: our parameters survive, and the key
-        can never be sent to a host that ``next_uri`` names."""
+        can never be sent to a host that ``next_uri`` names.
+
+        ``next_offset`` decides when Dune sends it; otherwise the ``offset`` parameter of
+        ``next_uri``. The scheme, host, port and path of ``next_uri`` are never used; one
+        that names another host is logged as a warning (tests/hostile/test_credentials.py).
+        """
         nxt = page.next_offset
-        if nxt is None and page.next_uri is not None:
-            query = httpx.URL(page.next_uri).params
-            nxt = _int_or_none(query.get("offset"))
-            if _origin(httpx.URL(page.next_uri)) != self._origin:
+        if page.next_uri is not None:
+            uri = httpx.URL(page.next_uri)
+            if nxt is None:
+                nxt = _int_or_none(uri.params.get("offset"))
+            if _origin(uri) != self._origin:
                 log.warning(
                     "execution %s: next_uri points at another host; "
                     "continuing on %s without following it",
