@@ -66,6 +66,7 @@ from downstream.errors import (
     ExecutionFailed,
     ExecutionPartial,
     ExecutionTimedOut,
+    UnknownExecutionState,
 )
 
 log = logging.getLogger("downstream.dune")
@@ -318,9 +319,10 @@ class DuneClient:
             )
         if state is ExecutionState.FAILED:
             err = status.error
+            # Dune's text can quote anything, the key included (a parameter, the SQL).
             raise ExecutionFailed(
-                err.type if err else "FAILED_TYPE_UNSPECIFIED",
-                err.message if err else "no error message from Dune",
+                self._redact(err.type) if err else "FAILED_TYPE_UNSPECIFIED",
+                self._redact(err.message) if err else "no error message from Dune",
                 query_id=qid,
                 execution_id=eid,
             )
@@ -510,7 +512,7 @@ class DuneClient:
     ) -> None:
         if page.execution_id != execution_id:
             raise DuneProtocolError(
-                f"page belongs to execution {page.execution_id}",
+                f"page belongs to execution {self._redact(page.execution_id)}",
                 query_id=query_id,
                 execution_id=execution_id,
             )
@@ -587,6 +589,8 @@ class DuneClient:
     def _page(self, data: dict[str, Any], *, offset: int, query_id: int | None) -> ResultPage:
         try:
             return ResultPage.from_json(data, offset=offset)
+        except UnknownExecutionState as exc:
+            raise self._redacted_state(exc, query_id, data.get("execution_id")) from None
         except ValidationError as exc:
             raise DuneProtocolError(
                 f"unexpected results body: {_first_error(exc)}",
@@ -604,6 +608,8 @@ class DuneClient:
     ) -> ExecutionStatus:
         try:
             return model.model_validate(data)
+        except UnknownExecutionState as exc:
+            raise self._redacted_state(exc, query_id, execution_id) from None
         except ValidationError as exc:
             raise DuneProtocolError(
                 f"unexpected status body: {_first_error(exc)}",
@@ -754,6 +760,15 @@ class DuneClient:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key in text else text
+
+    def _redacted_state(
+        self, exc: UnknownExecutionState, query_id: int | None, execution_id: object
+    ) -> UnknownExecutionState:
+        """The state string is Dune's text: it never carries the key into an error."""
+        eid = execution_id if isinstance(execution_id, str) else None
+        return UnknownExecutionState(
+            self._redact(exc.state), query_id=query_id, execution_id=eid and self._redact(eid)
+        )
 
     def _cancel_quietly(self, execution_id: str, query_id: int | None) -> None:
         try:
