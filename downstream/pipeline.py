@@ -292,7 +292,14 @@ def load(
                 pages = _observe(pages, on_page)
             if prefetch_pages > 0:
                 pages = prefetch(pages, prefetch_pages)
-            report = load_execution(db, spec, info, pages, checkpoint=checkpoint)
+            try:
+                report = load_execution(db, spec, info, pages, checkpoint=checkpoint)
+            finally:
+                # Stop the page reader now, not whenever the failed load's traceback is
+                # collected (a reference cycle): it may hold a connection and a page.
+                close = getattr(pages, "close", None)
+                if close is not None:
+                    close()
         except DownstreamError as exc:
             record_failure(db, plan, flow_run_id, exc)
             raise
@@ -457,20 +464,26 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(item: Any) -> bool:
+        """Queue ``item`` unless the consumer has stopped; never block past that."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(item):
                     return
-            q.put(_DONE)
+            # The end marker too: a consumer that stopped early (a LoadError on an earlier
+            # page) never takes it, and a plain put() would block this thread for good.
+            offer(_DONE)
         except BaseException as exc:  # handed to the consumer
-            q.put(exc)
+            offer(exc)
 
     thread = threading.Thread(target=produce, name="prefetch", daemon=True)
     thread.start()
