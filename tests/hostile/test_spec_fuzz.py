@@ -23,6 +23,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
@@ -147,8 +149,11 @@ def check_usable(spec: Spec) -> None:
     """What code after validation relies on, for every query of a valid spec."""
     for q in spec.queries:
         assert 0 < q.query_id < 2**31
-        encode_parameters(q.parameters)  # raises ValueError for what Dune cannot take
-        latest_result_params(q.parameters)
+        # What the client sends (execute body, latest-result query) and the ledger keeps.
+        wire = encode_parameters(q.parameters)
+        httpx.Request("POST", "http://dune.test/api/v1/x", json={"query_parameters": wire})
+        httpx.Request("GET", "http://dune.test/api/v1/x", params=latest_result_params(wire))
+        orjson.dumps(wire, option=orjson.OPT_SORT_KEYS)
         timedelta(hours=q.max_age_hours)
         timedelta(minutes=q.timeout_minutes)
         if q.incremental is not None:
@@ -268,12 +273,45 @@ query = st.fixed_dictionaries(
         "colour": anything,
     },
 )
+# One field of an otherwise valid query at a time: most of these validate, so the
+# "a valid spec is usable" half of the property gets exercised at the edges too.
+ONE_FIELD: dict[str, st.SearchStrategy[Any]] = {
+    "name": names,
+    "query_id": numbers,
+    "parameters": st.dictionaries(text, parameter_values, max_size=3),
+    "primary_key": st.lists(text, min_size=1, max_size=3),
+    "max_age_hours": numbers,
+    "timeout_minutes": numbers,
+    "incremental": st.fixed_dictionaries(
+        {"parameter": text, "column": st.just("day"), "lookback_days": numbers}
+    ),
+    "metrics": st.lists(
+        st.fixed_dictionaries(
+            {"asset": text, "metric": text, "date_column": text, "value_column": text}
+        ),
+        max_size=2,
+    ),
+}
+
+
+@st.composite
+def near_valid(draw: st.DrawFn) -> dict[str, Any]:
+    queries = []
+    for i in range(draw(st.integers(1, 3))):
+        q: dict[str, Any] = {"name": f"q{i}", "query_id": i + 1, "primary_key": ["day"]}
+        field = draw(st.sampled_from(sorted(ONE_FIELD)))
+        q[field] = draw(ONE_FIELD[field])
+        queries.append(q)
+    return {"queries": queries}
+
+
 specs = st.one_of(
     anything,
     st.fixed_dictionaries(
         {"queries": st.one_of(st.lists(query, max_size=4), anything)},
         optional={"extra": anything, 7: anything},
     ),
+    near_valid(),
 )
 
 
