@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from downstream.dune import DuneClient, ExecutionState, PollPolicy
+from downstream.dune import DuneClient, ExecutionState, PollPolicy, make_http_client
 from downstream.errors import (
     DuneAuthError,
     DuneBadRequest,
@@ -412,6 +413,29 @@ def test_pages_follow_next_offset_until_absent_even_after_short_pages(
     assert [p.offset for p in pages] == [0, 2, 4]
     assert [r["day"] for p in pages for r in p.rows] == [f"d{i}" for i in range(5)]
     assert route.call_count == 3
+
+
+def test_a_read_page_is_freed_without_waiting_for_the_cyclic_gc() -> None:
+    # httpx keeps a response and its stream in a reference cycle; left alone, every page's
+    # body lived until a full GC and peak RSS grew with the result (issue 6 benchmark).
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        nxt = offset + 2 if offset < 4 else None
+        return httpx.Response(
+            200, json=page_body(EID, rows(offset, 2), total=6, names=NAMES, next_offset=nxt)
+        )
+
+    http = make_http_client("https://api.dune.com", transport=httpx.MockTransport(handler))
+    client = DuneClient(http, KEY)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in client.iter_result_pages(EID, limit=2):
+            pass
+        alive = [o for o in gc.get_objects() if isinstance(o, httpx.Response)]
+    finally:
+        gc.enable()
+    assert alive == []
 
 
 def test_page_size_respects_the_datapoint_cap_and_learns_the_width(
