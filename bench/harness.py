@@ -68,7 +68,9 @@ class Run:
     exit_code: int
     wall_s: float
     work_s: float | None
+    work_cpu_s: float | None
     prepare_s: float | None
+    cpu_s: float
     peak_rss_mb: float
     requests: int
     bytes_down: int
@@ -260,7 +262,9 @@ def run_contender(
         exit_code=process.returncode,
         wall_s=wall,
         work_s=child.get("work_s"),
+        work_cpu_s=child.get("work_cpu_s"),
         prepare_s=child.get("prepare_s"),
+        cpu_s=usage.ru_utime + usage.ru_stime,
         peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
         requests=int(stats["requests_total"]),
         bytes_down=sum(bytes_by_kind.values()),
@@ -269,7 +273,9 @@ def run_contender(
         rows_reported=child.get("rows"),
         rows_in_db=_rows_in_db(db) if name != "fetch-only" else None,
         error=error,
-        child={k: v for k, v in child.items() if k not in ("work_s", "prepare_s", "rows")},
+        child={
+            k: v for k, v in child.items() if k not in ("work_s", "work_cpu_s", "prepare_s", "rows")
+        },
     )
 
 
@@ -499,7 +505,8 @@ def _progress(run: Run) -> None:
         return
     rate = run.rows / run.work_s if run.work_s else 0.0
     print(
-        f"  {run.contender:16} {what:6} work {run.work_s or 0:7.2f}s  wall {run.wall_s:7.2f}s  "
+        f"  {run.contender:16} {what:6} work {run.work_s or 0:7.2f}s  "
+        f"cpu {run.work_cpu_s or 0:6.2f}s  wall {run.wall_s:7.2f}s  "
         f"{rate:>10,.0f} rows/s  rss {run.peak_rss_mb:6.0f} MB  "
         f"{run.requests:3d} req  {run.bytes_down / 1e6:8.2f} MB",
         file=sys.stderr,

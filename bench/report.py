@@ -29,6 +29,7 @@ class Summary:
     work_min: float
     work_max: float
     wall_s: float
+    cpu_s: float
     rss_mb: float
     requests: float
     bytes_down: float
@@ -61,6 +62,7 @@ def summarise(runs: Iterable[dict[str, Any]]) -> dict[tuple[int, str], Summary]:
             work_min=min(work),
             work_max=max(work),
             wall_s=statistics.median(r["wall_s"] for r in group),
+            cpu_s=statistics.median(r.get("work_cpu_s") or 0.0 for r in group),
             rss_mb=statistics.median(r["peak_rss_mb"] for r in group),
             requests=statistics.median(r["requests"] for r in group),
             bytes_down=statistics.median(r["bytes_down"] for r in group),
@@ -68,7 +70,7 @@ def summarise(runs: Iterable[dict[str, Any]]) -> dict[tuple[int, str], Summary]:
         )
     for key, count in failures.items():
         if key not in out:
-            out[key] = Summary(key[1], key[0], 0, 0, 0, 0, 0, 0, 0, 0, count)
+            out[key] = Summary(key[1], key[0], 0, 0, 0, 0, 0, 0, 0, 0, 0, count)
     return out
 
 
@@ -92,7 +94,7 @@ def table(data: dict[str, Any]) -> str:
     summaries = summarise(data["runs"])
     again = reruns(data["runs"])
     head = (
-        "| rows | contender | rows/s | core ÷ it | ÷ ceiling | work s (min–max) | wall s "
+        "| rows | contender | rows/s | core ÷ it | ÷ ceiling | work s (min–max) | CPU s | wall s "
         "| peak RSS MB | RSS ÷ core | requests | MB down | rerun requests | rerun MB down |"
     )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
@@ -103,7 +105,7 @@ def table(data: dict[str, Any]) -> str:
         for name in sorted({c for r, c in summaries if r == rows}, key=lambda c: order.get(c, 99)):
             s = summaries[(rows, name)]
             if not s.n:
-                lines.append(f"| {_rows(rows)} | {name} | failed ({s.failed}) |" + " |" * 10)
+                lines.append(f"| {_rows(rows)} | {name} | failed ({s.failed}) |" + " |" * 11)
                 continue
             rerun = again.get((rows, name))
             lines.append(
@@ -116,6 +118,7 @@ def table(data: dict[str, Any]) -> str:
                         _ratio(core.rate, s.rate) if core and core.n else "-",
                         f"{s.rate / ceiling:.0%}" if ceiling and name not in CEILINGS else "-",
                         f"{s.work_s:.2f} ({s.work_min:.2f}–{s.work_max:.2f})",
+                        f"{s.cpu_s:.2f}",
                         f"{s.wall_s:.2f}",
                         f"{s.rss_mb:.0f}",
                         _ratio(s.rss_mb, core.rss_mb) if core and core.n else "-",
@@ -151,11 +154,12 @@ def targets(data: dict[str, Any]) -> list[str]:
     if peers:
         best = max(peers, key=lambda s: s.rate)
         ratio = core.rate / best.rate
+        cpu = f"; CPU seconds {best.cpu_s / core.cpu_s:.2f}x" if core.cpu_s and best.cpu_s else ""
         out.append(
             _verdict(
                 ratio >= 2,
                 f"throughput ≥ 2x the faster peer {at}: core {core.rate:,.0f} rows/s vs "
-                f"{best.contender} {best.rate:,.0f} rows/s = {ratio:.2f}x",
+                f"{best.contender} {best.rate:,.0f} rows/s = {ratio:.2f}x{cpu}",
             )
         )
     ceiling = _ceiling(summaries, big)
