@@ -361,9 +361,13 @@ def _parse_times(values: list[Any], digits: int) -> list[str | None]:
     for ts in parsed:
         if pd.isna(ts):
             result.append(None)
-        else:
+            continue
+        try:
             text = ts.strftime("%Y-%m-%dT%H:%M:%S.%f")
-            result.append(text[: len(text) - (6 - digits)] + "Z")
+        except (ValueError, NotImplementedError):  # e.g. "-7" parses as the year -7
+            result.append(None)
+            continue
+        result.append(text[: len(text) - (6 - digits)] + "Z")
     return result
 
 

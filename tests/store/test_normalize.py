@@ -125,6 +125,9 @@ def test_values_that_contradict_the_type_are_kept_as_text_and_counted() -> None:
     assert page.mismatches == {"n": 3}
     ts = normalize_rows([{"t": "yesterday"}], [Column("t", "timestamp", Kind.TIMESTAMP)])
     assert ts.values[0] == ["yesterday"] and ts.mismatches == {"t": 1}
+    # pandas reads "-7" as the year -7, which Python cannot format: text, not a failed load
+    year = normalize_rows([{"t": "-7"}], [Column("t", "timestamp", Kind.TIMESTAMP)])
+    assert year.values[0] == ["-7"] and year.mismatches == {"t": 1}
 
 
 def test_null_is_null_in_every_type() -> None:
