@@ -1,0 +1,1 @@
+"""Prefect blocks: ``DuneCredentials`` (register with ``prefect block register -m blocks.dune``)."""

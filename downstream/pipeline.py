@@ -26,6 +26,7 @@ from typing import Any, Literal, TypeVar
 
 import sqlite_utils
 
+from downstream import shutdown
 from downstream.dune import (
     DuneClient,
     ExecutionState,
@@ -253,7 +254,7 @@ def load(
     *,
     flow_run_id: str | None = None,
     on_page: Callable[[ResultPage], None] | None = None,
-    checkpoint: Callable[[str], None] = lambda where: None,
+    checkpoint: Callable[[str], None] | None = None,
     prefetch_pages: int = 1,
 ) -> QueryResult:
     """Stream the execution's pages into the database (one writer at a time)."""
@@ -288,11 +289,14 @@ def load(
                 metadata=_metadata(status),
                 allow_partial=spec.allow_partial,
             )
-            if on_page is not None:
-                pages = _observe(pages, on_page)
             if prefetch_pages > 0:
                 pages = prefetch(pages, prefetch_pages)
-            report = load_execution(db, spec, info, pages, checkpoint=checkpoint)
+            if on_page is not None:
+                # In the loading thread, where the caller's context (a Prefect run) lives.
+                pages = _observe(pages, on_page)
+            report = load_execution(
+                db, spec, info, pages, checkpoint=checkpoint or _stop_if_requested
+            )
         except DownstreamError as exc:
             record_failure(db, plan, flow_run_id, exc)
             raise
@@ -321,6 +325,12 @@ def load(
         detail=plan.reason,
         report=report,
     )
+
+
+def _stop_if_requested(where: str) -> None:
+    """The loader's safe points: on SIGTERM, abandon (roll back) before the commit."""
+    if where != "committed":
+        shutdown.check(where)
 
 
 def _metadata(status: ExecutionStatus | None) -> ResultMetadata | None:
@@ -394,6 +404,7 @@ def sync_query(
     started = time.monotonic()
     plan: Plan | None = None
     try:
+        shutdown.check("before the query started")
         plan = decide(client, db_path, spec, refresh=refresh)
         log.info("%s: %s (%s)", spec.name, plan.action, plan.reason)
         plan = submit(client, db_path, plan)

@@ -14,7 +14,7 @@ from downstream.dune.models import (
     ResultMetadata,
     ResultPage,
 )
-from downstream.dune.pacing import PollPolicy, RateLimiter, RetryPolicy, shared_limiter
+from downstream.dune.pacing import Limiter, PollPolicy, RateLimiter, RetryPolicy, shared_limiter
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -23,6 +23,7 @@ __all__ = [
     "ExecuteOutcome",
     "ExecutionState",
     "ExecutionStatus",
+    "Limiter",
     "PollPolicy",
     "RateLimiter",
     "ResultMetadata",

@@ -34,6 +34,7 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
+from downstream import shutdown
 from downstream.dune.models import (
     CsvPage,
     ExecutionState,
@@ -43,6 +44,7 @@ from downstream.dune.models import (
 )
 from downstream.dune.pacing import (
     Clock,
+    Limiter,
     PollPolicy,
     RateLimiter,
     RetryPolicy,
@@ -66,6 +68,7 @@ from downstream.errors import (
     ExecutionFailed,
     ExecutionPartial,
     ExecutionTimedOut,
+    UnknownExecutionState,
 )
 
 log = logging.getLogger("downstream.dune")
@@ -135,8 +138,8 @@ class DuneClient:
         api_key: str,
         *,
         retry: RetryPolicy | None = None,
-        limiter: RateLimiter | None = None,
-        sleep: Sleep = time.sleep,
+        limiter: Limiter | None = None,
+        sleep: Sleep = shutdown.sleep,
         clock: Clock = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_page_rows: int = MAX_PAGE_ROWS,
@@ -149,7 +152,7 @@ class DuneClient:
         self.http = http
         self._key = api_key
         self.retry = retry or RetryPolicy()
-        self.limiter = limiter or RateLimiter(None, None)
+        self.limiter: Limiter = limiter or RateLimiter(None, None)
         self.sleep = sleep
         self.clock = clock
         self.now = now
@@ -361,13 +364,9 @@ class DuneClient:
                 raise
             return None
         except DuneBadRequest as exc:
-            if "partial" in exc.message.lower():
+            if _refused_as_partial(exc):
                 # The latest result exists but is truncated; report it as such, not as absent.
-                raise ExecutionPartial(
-                    "the latest result is truncated (COMPLETED_PARTIAL)",
-                    state=ExecutionState.PARTIAL.value,
-                    query_id=query_id,
-                ) from exc
+                raise _partial("the latest result", query_id, None) from exc
             raise
         return self._page(data, offset=0, query_id=query_id)
 
@@ -410,6 +409,9 @@ class DuneClient:
         """
         width = len(metadata.column_names) if metadata else None
         page_size = limit or (self.page_limit(width) if width else 1)
+        # Rows per page the server accepted after refusing more (402 per request): the
+        # account's cap is lower than ours, so later pages must not ask for more again.
+        learned_cap: int | None = None
         offset, seen, total = 0, 0, None
         while True:
             params: list[tuple[str, str]] = [("limit", str(page_size)), ("offset", str(offset))]
@@ -423,9 +425,13 @@ class DuneClient:
                     query_id=query_id,
                     execution_id=execution_id,
                 )
+            except DuneBadRequest as exc:
+                if _refused_as_partial(exc):
+                    raise _partial("this result", query_id, execution_id) from exc
+                raise
             except DunePaymentRequired as exc:
                 if "per request" in exc.message.lower() and page_size > 1:
-                    page_size = max(1, page_size // 2)
+                    page_size = learned_cap = max(1, page_size // 2)
                     log.info(
                         "execution %s: page over the per-request cap; %d rows per page now",
                         execution_id,
@@ -452,6 +458,8 @@ class DuneClient:
             offset = self._next_offset(page, offset, query_id=query_id, execution_id=execution_id)
             if limit is None:
                 page_size = self.page_limit(len(page.metadata.column_names))
+                if learned_cap is not None:
+                    page_size = min(page_size, learned_cap)
         if total is not None and seen != total:
             raise DuneProtocolError(
                 f"pages held {seen} rows but total_row_count is {total}",
@@ -475,13 +483,18 @@ class DuneClient:
             params = [("limit", str(page_size)), ("offset", str(offset))]
             if allow_partial:
                 params.append(("allow_partial_results", "true"))
-            resp = self._send(
-                "GET",
-                f"/execution/{execution_id}/results/csv",
-                params=params,
-                query_id=query_id,
-                execution_id=execution_id,
-            )
+            try:
+                resp = self._send(
+                    "GET",
+                    f"/execution/{execution_id}/results/csv",
+                    params=params,
+                    query_id=query_id,
+                    execution_id=execution_id,
+                )
+            except DuneBadRequest as exc:
+                if _refused_as_partial(exc):
+                    raise _partial("this result", query_id, execution_id) from exc
+                raise
             header, body, rows = split_csv_page(resp.content)
             page = CsvPage(
                 header=header,
@@ -563,7 +576,9 @@ class DuneClient:
     ) -> str | None:
         """An execution of this query submitted since ``since`` (minus clock-skew slack)."""
         try:
-            page = self.get_latest_result(query_id, parameters)
+            # Only the id and submit time are read, so a truncated latest result will do;
+            # without the flag Dune refuses to show it and the check would fail for nothing.
+            page = self.get_latest_result(query_id, parameters, allow_partial=True)
         except DuneError as exc:
             # Cannot tell whether our execute went through: refuse to risk paying twice.
             raise DuneServerError(
@@ -581,6 +596,11 @@ class DuneClient:
     def _page(self, data: dict[str, Any], *, offset: int, query_id: int | None) -> ResultPage:
         try:
             return ResultPage.from_json(data, offset=offset)
+        except UnknownExecutionState as exc:
+            # Raised from inside the model, which cannot know which execution it parses.
+            raise UnknownExecutionState(
+                exc.state, query_id=query_id, execution_id=data.get("execution_id")
+            ) from None
         except ValidationError as exc:
             raise DuneProtocolError(
                 f"unexpected results body: {_first_error(exc)}",
@@ -598,6 +618,10 @@ class DuneClient:
     ) -> ExecutionStatus:
         try:
             return model.model_validate(data)
+        except UnknownExecutionState as exc:
+            raise UnknownExecutionState(
+                exc.state, query_id=query_id, execution_id=execution_id
+            ) from None
         except ValidationError as exc:
             raise DuneProtocolError(
                 f"unexpected status body: {_first_error(exc)}",
@@ -676,7 +700,7 @@ class DuneClient:
             if _origin(request.url) == self._origin:
                 request.headers[API_KEY_HEADER] = self._key
             try:
-                resp = self.http.send(request)
+                resp = self._fetch(request)
             except httpx.TransportError as exc:
                 err = DuneTransportError(
                     f"{method} {request.url.path}: {type(exc).__name__}: "
@@ -690,11 +714,6 @@ class DuneClient:
                     raise _Ambiguous(err, None) from exc
                 self._wait_before(attempt, None, t0, err)
                 continue
-            # httpx ties a response and its stream in a reference cycle, so every response,
-            # with its whole body (megabytes for a page of results), outlives its last use
-            # until the cyclic GC runs. Peak RSS grew by one page per page read; re-binding
-            # the stream breaks the cycle and lets the body go as soon as it is decoded.
-            resp.stream = httpx.ByteStream(resp.content)
             if resp.status_code < 400:
                 return resp
             retry_after = parse_retry_after(resp.headers.get("retry-after"))
@@ -707,6 +726,19 @@ class DuneClient:
             if not retry and resp.status_code in _AMBIGUOUS_STATUSES:
                 raise _Ambiguous(api_err, retry_after)
             raise api_err
+
+    def _fetch(self, request: httpx.Request) -> httpx.Response:
+        """Send and read the whole response, then unlink it from its body stream.
+
+        httpx links a response and its stream both ways, so a response is otherwise
+        freed only by the cyclic garbage collector, which a loop over pages can put off
+        for dozens of pages: every page's body (8 MB for 31,250 rows x 8 columns) stayed
+        in memory until then. The stream is read and closed by now; without it the
+        response goes away as soon as the caller drops it.
+        """
+        resp = self.http.send(request)
+        resp.stream = httpx.ByteStream(b"")
+        return resp
 
     def _wait_before(
         self, attempt: int, retry_after: float | None, t0: float, err: DuneError
@@ -841,6 +873,21 @@ class _Ambiguous(Exception):
         self.error = error
         self.retry_after = retry_after
         super().__init__(str(error))
+
+
+def _refused_as_partial(exc: DuneBadRequest) -> bool:
+    """Dune's 400 "Partial Result, please request with allow_partial_results=true"."""
+    return "partial" in exc.message.lower()
+
+
+def _partial(what: str, query_id: int | None, execution_id: str | None) -> ExecutionPartial:
+    # That 400 is an outcome of the execution, not a bad request: give it the typed error.
+    return ExecutionPartial(
+        f"{what} is truncated (COMPLETED_PARTIAL); set allow_partial to accept it",
+        state=ExecutionState.PARTIAL.value,
+        query_id=query_id,
+        execution_id=execution_id,
+    )
 
 
 def is_fresh(

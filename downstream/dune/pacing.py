@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -85,6 +86,8 @@ class PollPolicy:
         return min(self.max_interval, current * self.factor)
 
 
+_TOKEN_EPSILON = 1e-9
+
 # Requests per minute per endpoint class (docs.dune.com rate-limits page).
 PLANS: dict[str, tuple[float, float] | None] = {
     "free": (15, 40),
@@ -122,12 +125,21 @@ class TokenBucket:
         while True:
             with self._lock:
                 self._refill()
-                if self._tokens >= 1.0:
+                # Tolerate float rounding: after sleeping the exact wait the bucket can
+                # hold 0.9999999999999994 tokens, and with an injected clock the
+                # follow-up wait (~1e-15 s) would not move the clock at all.
+                if self._tokens >= 1.0 - _TOKEN_EPSILON:
                     self._tokens -= 1.0
                     return waited
                 wait = (1.0 - self._tokens) * 60.0 / self.rate_per_minute
             self.sleep(wait)
             waited += wait
+
+
+class Limiter(Protocol):
+    """Anything that can pace one request of an endpoint class (``low`` or ``high``)."""
+
+    def acquire(self, kind: str) -> float: ...
 
 
 @dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -90,18 +91,18 @@ class Gateway:
         if rule is not None:
             stats.fault(rule.action)
         if rule is not None and rule.action == "respond" and rule.when == "before":
-            status, headers, payload = rule.canned_response()
-            if await _pause(rule.delay, receive):
-                status, payload = CLIENT_GONE, b""
-            else:
-                await _send(send, status, headers, payload)
+            response = _Response(*rule.canned_response())
         else:
-            status, headers, payload = await self._handle(scope, body, kind)
-            if rule is None:
-                await _send(send, status, headers, payload)
-            else:
-                status, payload = await _apply(rule, status, headers, payload, receive, send)
-        stats.response(kind, status, len(payload))
+            response = _Response(*await self._handle(scope, body, kind))
+            if rule is not None:
+                response = _rewrite(rule, response)
+        if rule is not None and await _pause(rule.delay, receive):
+            stats.response(kind, CLIENT_GONE, 0)
+            return
+        # Count before sending: a client reading stats right after its response (or a
+        # test resetting them before the next one) must not race the count.
+        stats.response(kind, response.status, len(response.payload))
+        await response.send(send)
 
     async def _handle(self, scope: Scope, body: bytes, kind: str) -> tuple[int, Headers, bytes]:
         """Auth, rate limit, then the route; returns the complete response."""
@@ -125,34 +126,37 @@ class Gateway:
         return await _capture(self.api, scope, body)
 
 
-async def _apply(
-    rule: FaultRule, status: int, headers: Headers, payload: bytes, receive: Receive, send: Send
-) -> tuple[int, bytes]:
-    """Send a real response as the fault rule rewrites it; returns what was sent."""
-    if await _pause(rule.delay, receive):
-        return CLIENT_GONE, b""
+@dataclass(frozen=True)
+class _Response:
+    """A response ready to go; ``complete=False`` drops the connection mid-body."""
+
+    status: int
+    headers: Headers
+    payload: bytes
+    complete: bool = True
+
+    async def send(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        # An incomplete body promises more and then returns, which makes the server
+        # close the connection mid-body.
+        await send(
+            {"type": "http.response.body", "body": self.payload, "more_body": not self.complete}
+        )
+
+
+def _rewrite(rule: FaultRule, real: _Response) -> _Response:
+    """The real response as the fault rule rewrites it."""
     if rule.action == "respond":
-        status, headers, payload = rule.canned_response()
-        await _send(send, status, headers, payload)
-        return status, payload
+        return _Response(*rule.canned_response())
     if rule.action == "slow":
-        await _send(send, status, headers, payload)
-        return status, payload
-    half = payload[: len(payload) // 2]
+        return real
+    half = real.payload[: len(real.payload) // 2]
     if rule.action == "truncate":
-        await _send(send, status, _with_length(headers, len(half)), half)
-        return status, half
-    # reset: promise the whole body, deliver half, then return without finishing,
-    # which makes the server close the connection mid-body.
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": _with_length(headers, len(payload)),
-        }
+        return _Response(real.status, _with_length(real.headers, len(half)), half)
+    # reset: promise the whole body, deliver half.
+    return _Response(
+        real.status, _with_length(real.headers, len(real.payload)), half, complete=False
     )
-    await send({"type": "http.response.body", "body": half, "more_body": True})
-    return status, half
 
 
 def _api_key(scope: Scope) -> str:
@@ -184,11 +188,6 @@ def _json_error(status: int, message: str) -> tuple[int, Headers, bytes]:
 def _with_length(headers: Headers, length: int) -> Headers:
     kept = [(k, v) for k, v in headers if k.lower() != b"content-length"]
     return [*kept, (b"content-length", str(length).encode())]
-
-
-async def _send(send: Send, status: int, headers: Headers, payload: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -84,7 +84,6 @@ def _page(
     next_url = None
     if next_offset is not None:
         next_url = paging.next_uri(base_url, execution.id, csv, params, window.limit, next_offset)
-    execution.record_page(now)
     emu.counters.rows(window.count)
 
     if csv:
@@ -92,16 +91,20 @@ def _page(
         if next_url is not None:
             headers = {"x-dune-next-uri": next_url, "x-dune-next-offset": str(next_offset)}
         body = wire.csv_header(names).encode() + _csv_rows(execution, window, names, types, emu)
-        return Response(body, 200, headers, media_type=wire.CSV_TYPE)
-
-    if window.sample is not None:
-        rows_json = wire.dumps_rows(window.sample)
-        page_bytes = sum(value_size(v) for row in window.sample for v in row.values())
+        response = Response(body, 200, headers, media_type=wire.CSV_TYPE)
     else:
-        rows_json = execution.source.json_rows(window.start, window.stop, projection)
-        page_bytes = execution.source.value_bytes(window.start, window.stop)
-    page = Page(rows_json, window.count, names, types, page_bytes)
-    return _json(results_body(execution, config, page, next_url, next_offset))
+        if window.sample is not None:
+            rows_json = wire.dumps_rows(window.sample)
+            page_bytes = sum(value_size(v) for row in window.sample for v in row.values())
+        else:
+            rows_json = execution.source.json_rows(window.start, window.stop, projection)
+            page_bytes = execution.source.value_bytes(window.start, window.stop)
+        page = Page(rows_json, window.count, names, types, page_bytes)
+        response = _json(results_body(execution, config, page, next_url, next_offset))
+    # Counted after the body is built: ``expire_after_pages`` expires the result for the
+    # next read, while the page being served still reports the state it was served in.
+    execution.record_page(now)
+    return response
 
 
 def _columns(

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from .emulator import DuneEmulator
 
@@ -40,10 +41,15 @@ def base_url(sock: socket.socket) -> str:
     return f"http://{shown}:{port}"
 
 
-def uvicorn_config(emulator: DuneEmulator, log_level: str = "warning") -> uvicorn.Config:
+def uvicorn_config(
+    emulator: DuneEmulator, log_level: str = "warning", *, own_logging: bool = True
+) -> uvicorn.Config:
+    """``own_logging=False`` leaves the host process's logging config alone (in-thread use:
+    uvicorn's ``dictConfig`` would otherwise re-enable every logger the host disabled)."""
     return uvicorn.Config(
         emulator.app,
         log_level=log_level,
+        log_config=LOGGING_CONFIG if own_logging else None,
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=1,
@@ -57,7 +63,7 @@ def serve(
 ) -> Iterator[str]:
     """Serve ``emulator`` in a daemon thread; yields the base URL, stops on exit."""
     sock = bind_socket(host, port)
-    server = uvicorn.Server(uvicorn_config(emulator, log_level))
+    server = uvicorn.Server(uvicorn_config(emulator, log_level, own_logging=False))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="dune-emulator", daemon=True
     )

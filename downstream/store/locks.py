@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
+from downstream import shutdown
+
 log = logging.getLogger("downstream.store")
 
 
@@ -39,7 +41,7 @@ def file_lock(
     *,
     timeout: float = 6 * 3600,
     poll: float = 0.05,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = shutdown.sleep,
     clock: Callable[[], float] = time.monotonic,
     what: str = "lock",
 ) -> Iterator[None]:

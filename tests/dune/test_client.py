@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import tracemalloc
 from datetime import timedelta
 from typing import Any
 
@@ -136,8 +137,17 @@ def test_unknown_state_is_an_explicit_error(client: DuneClient, router: respx.Ro
     router.get(f"/execution/{EID}/status").mock(
         return_value=httpx.Response(200, json=status_body(EID, "QUERY_STATE_TELEPORTING"))
     )
-    with pytest.raises(UnknownExecutionState, match="QUERY_STATE_TELEPORTING"):
-        client.get_status(EID)
+    with pytest.raises(UnknownExecutionState, match="QUERY_STATE_TELEPORTING") as info:
+        client.get_status(EID, query_id=1463956)
+    # Like every Dune error, it names what it is about.
+    assert (info.value.query_id, info.value.execution_id) == (1463956, EID)
+    assert info.value.state == "QUERY_STATE_TELEPORTING"
+    router.get("/query/1463956/results").mock(
+        return_value=httpx.Response(200, json=status_body(EID, "QUERY_STATE_TELEPORTING"))
+    )
+    with pytest.raises(UnknownExecutionState) as on_page:
+        client.get_latest_result(1463956)
+    assert (on_page.value.query_id, on_page.value.execution_id) == (1463956, EID)
 
 
 def test_status_tolerates_missing_optional_fields_and_epoch_expiry(
@@ -341,6 +351,32 @@ def test_execute_timeout_with_only_an_old_execution_submits_again(
     assert execute.call_count == 2
 
 
+def test_execute_ambiguous_failure_when_the_latest_run_was_truncated_submits_again(
+    client: DuneClient, router: respx.Router
+) -> None:
+    execute = router.post("/query/1463956/execute").mock(
+        side_effect=[
+            httpx.Response(502, text="<html>Bad Gateway</html>"),
+            httpx.Response(200, json={"execution_id": EID2, "state": "QUERY_STATE_PENDING"}),
+        ]
+    )
+
+    def latest(request: httpx.Request) -> httpx.Response:
+        # Dune refuses to show a truncated latest result unless asked to.
+        if request.url.params.get("allow_partial_results") != "true":
+            return httpx.Response(
+                400,
+                json={"error": "Partial Result, please request with 'allow_partial_results=true'"},
+            )
+        old = _latest(EID, "2026-11-30T08:00:00Z", "QUERY_STATE_COMPLETED_PARTIAL")
+        return httpx.Response(200, json=old)
+
+    router.get("/query/1463956/results").mock(side_effect=latest)
+    outcome = client.execute(1463956)
+    assert outcome.execution_id == EID2 and not outcome.adopted
+    assert execute.call_count == 2
+
+
 def test_execute_ambiguous_failure_with_no_execution_at_all_submits_again(
     client: DuneClient, router: respx.Router
 ) -> None:
@@ -416,29 +452,6 @@ def test_pages_follow_next_offset_until_absent_even_after_short_pages(
     assert route.call_count == 3
 
 
-def test_a_read_page_is_freed_without_waiting_for_the_cyclic_gc() -> None:
-    # httpx keeps a response and its stream in a reference cycle; left alone, every page's
-    # body lived until a full GC and peak RSS grew with the result (issue 6 benchmark).
-    def handler(request: httpx.Request) -> httpx.Response:
-        offset = int(request.url.params["offset"])
-        nxt = offset + 2 if offset < 4 else None
-        return httpx.Response(
-            200, json=page_body(EID, rows(offset, 2), total=6, names=NAMES, next_offset=nxt)
-        )
-
-    http = make_http_client("https://api.dune.com", transport=httpx.MockTransport(handler))
-    client = DuneClient(http, KEY)
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in client.iter_result_pages(EID, limit=2):
-            pass
-        alive = [o for o in gc.get_objects() if isinstance(o, httpx.Response)]
-    finally:
-        gc.enable()
-    assert alive == []
-
-
 def test_page_size_respects_the_datapoint_cap_and_learns_the_width(
     client: DuneClient, router: respx.Router
 ) -> None:
@@ -485,6 +498,47 @@ def test_402_per_request_cap_halves_the_page_size(client: DuneClient, router: re
     pages = list(client.iter_result_pages(EID, metadata=ResultMetadata(column_names=NAMES)))
     assert sum(len(p.rows) for p in pages) == 4
     assert limits[:4] == [32000, 16000, 8000, 4000]
+    # Learned once: 15 halvings to reach 1 row, then every later page asks for 1 row.
+    assert limits[14:] == [1, 1, 1, 1]
+
+
+def test_pages_do_not_keep_earlier_response_bodies_alive() -> None:
+    # httpx links a response and its stream both ways; if a page's response is left in
+    # that cycle, its whole body waits for the cyclic GC (which a page loop can put off
+    # for dozens of pages). With the GC off, anything but refcounting shows up here.
+    names = ["c0", "c1"]
+    n_pages, per_page = 12, 2000
+    pad = "x" * 200  # ~0.5 MB of JSON per page
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        chunk = [{"c0": offset + i, "c1": pad} for i in range(per_page)]
+        total = n_pages * per_page
+        nxt = offset + per_page if offset + per_page < total else None
+        return httpx.Response(
+            200, json=page_body(EID, chunk, total=total, names=names, next_offset=nxt)
+        )
+
+    # A bare MockTransport: respx would keep every response in its call log.
+    http = make_http_client("https://api.dune.com", transport=httpx.MockTransport(handler))
+    client = DuneClient(http, KEY, sleep=lambda s: None)
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        pages = client.iter_result_pages(EID, limit=per_page)
+        first = next(pages)
+        page_bytes = tracemalloc.get_traced_memory()[0]
+        del first
+        rows = per_page + sum(len(p.rows) for p in pages)
+        left = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+        client.close()
+    assert rows == n_pages * per_page
+    # Only the last page may still be around, not one body per page read.
+    assert left < 2 * page_bytes, (left, page_bytes)
 
 
 def test_offset_past_the_end_is_an_empty_last_page(
@@ -546,6 +600,23 @@ def test_partial_pages_need_allow_partial(client: DuneClient, router: respx.Rout
     pages = list(client.iter_result_pages(EID, limit=10, allow_partial=True))
     assert len(pages[0].rows) == 2
     assert route.calls.last.request.url.params["allow_partial_results"] == "true"
+
+
+def test_partial_refused_by_the_server_is_execution_partial(
+    client: DuneClient, router: respx.Router
+) -> None:
+    # What Dune actually answers for a truncated result read without the flag (2.0, 2.4).
+    refusal = httpx.Response(
+        400, json={"error": "Partial Result, please request with 'allow_partial_results=true'"}
+    )
+    router.get(f"/execution/{EID}/results").mock(return_value=refusal)
+    router.get(f"/execution/{EID}/results/csv").mock(return_value=refusal)
+    with pytest.raises(ExecutionPartial) as info:
+        next(client.iter_result_pages(EID, query_id=7, limit=10))
+    assert info.value.state == "QUERY_STATE_COMPLETED_PARTIAL"
+    assert (info.value.query_id, info.value.execution_id) == (7, EID)
+    with pytest.raises(ExecutionPartial):
+        next(client.iter_csv_pages(EID, n_columns=2))
 
 
 def test_next_uri_on_another_host_never_receives_the_key(

@@ -67,3 +67,24 @@ def test_free_plan_never_exceeds_its_per_minute_budget() -> None:
         limiter.acquire("high")
     # 80 high-class requests at 40 rpm with a small burst take at least ~1.8 minutes.
     assert t[0] >= 60 * (80 - 40 / 6) / 40 - 1e-6
+
+
+@pytest.mark.parametrize("start", [0.0, 4.75, 19.8, 19.9, 1234.5678])
+def test_limiter_with_an_injected_clock_always_makes_progress(start: float) -> None:
+    # The wait for the next token is computed from a float; after sleeping it, rounding can
+    # leave the bucket at 0.9999999999999994 tokens. With a fake clock the follow-up wait
+    # is too small to move the clock at all, so it must not be needed.
+    t = [start]
+    sleeps: list[float] = []
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        if len(sleeps) > 1000:
+            raise AssertionError(f"limiter is stuck at t={t[0]}: {sleeps[-3:]}")
+        t[0] += s
+
+    limiter = RateLimiter.for_plan("free", clock=lambda: t[0], sleep=sleep)
+    for _ in range(100):
+        limiter.acquire("high")
+    assert len(sleeps) <= 100
+    assert t[0] - start >= 60 * (100 - 40 / 6) / 40 - 1e-6

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import orjson
@@ -120,15 +119,11 @@ def test_synthetic_rows_are_deterministic_and_typed() -> None:
     assert len(COLUMN_TYPES) == 8
 
 
-def test_synthetic_page_speed() -> None:
+def test_synthetic_pages_are_encoded_once_and_cached() -> None:
+    # Speed itself is measured in bench/, never asserted here (machines are noisy).
     source = SyntheticRows(1_000_000)
-    started = time.perf_counter()
     body = source.json_rows(0, 32_000, None)
-    first = time.perf_counter() - started
-    started = time.perf_counter()
-    assert source.json_rows(0, 32_000, None) is body  # cached
-    assert time.perf_counter() - started < 0.01
-    assert first < 1.0  # typically ~60 ms
+    assert source.json_rows(0, 32_000, None) is body
 
 
 def test_synthetic_fast_paths_match_the_generic_encoders() -> None:

@@ -248,6 +248,8 @@ def test_expire_after_pages(emulator: DuneEmulator, client: Client) -> None:
     url = f"/api/v1/execution/{eid}/results?limit=3"
     first = client.get(url).json()
     second = client.get(first["next_uri"]).json()
+    # The pages that are served still say COMPLETED; only the next read finds it expired.
+    assert [first["state"], second["state"]] == ["QUERY_STATE_COMPLETED"] * 2
     assert len(second["result"]["rows"]) == 3
     third = client.get(second["next_uri"]).json()
     assert third["state"] == "QUERY_STATE_EXPIRED"
