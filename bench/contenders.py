@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 TABLE = "transfers"
 PRIMARY_KEY = "block_number"
@@ -68,16 +68,30 @@ def core(ctx: Context) -> Work:
 
 
 def flow(ctx: Context) -> Work:
-    """The Prefect flow ``flows.onchain.onchain`` against an already running server."""
-    from flows.onchain import onchain  # type: ignore[import-not-found,unused-ignore]
+    """The Prefect flow ``flows.onchain.onchain`` against an already running server.
 
+    The parent sets ``PREFECT_API_URL``; credentials come from the environment as in a
+    deployment, with no client-side pacing (``DUNE_API_PLAN=none``), as for ``core``.
+    """
+    import os
+
+    os.environ |= {
+        "DUNE_API_KEY": API_KEY,
+        "DUNE_API_BASE_URL": ctx.base_url,
+        "DUNE_API_PLAN": "none",
+    }
     from downstream.spec import QuerySpec
+    from flows.onchain import onchain
 
     query = QuerySpec(name=TABLE, query_id=ctx.query_id, primary_key=[PRIMARY_KEY])
 
     def work() -> dict[str, Any]:
-        result = onchain(queries=[query], db_path=str(ctx.db), refresh=False)
-        return {"rows": _count_rows(ctx.db), "result": repr(result)[:200]}
+        state = onchain(queries=[query], db_path=str(ctx.db), refresh=False, return_state=True)
+        if not state.is_completed():
+            raise RuntimeError(f"flow ended {state.type.value}: {state.message}")
+        # Typed as the flow's own return type (a State); the value is its data.
+        rows: list[dict[str, Any]] = cast(Any, state.result())
+        return {"rows": rows[0]["rows"], "outcome": rows[0]["outcome"]}
 
     return work
 
