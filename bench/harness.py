@@ -78,6 +78,7 @@ class Run:
     bytes_by_kind: dict[str, int]
     rows_reported: int | None
     rows_in_db: int | None
+    wrong_values: dict[str, int] | None = None
     error: str | None = None
     child: dict[str, Any] = field(default_factory=dict)
 
@@ -124,6 +125,11 @@ class Emulator:
                     f"/api/v1/execution/{execution_id}/results{suffix}",
                     params={"limit": PAGE_ROWS, "offset": offset},
                 ).raise_for_status()
+
+    def add_latency(self, seconds: float) -> None:
+        """Answer every API request ``seconds`` late, like a server across the internet."""
+        rule = {"path": "^/api/", "action": "slow", "delay": seconds, "times": 10**9}
+        self.http.post("/_emulator/faults", json=rule).raise_for_status()
 
     def reset_stats(self) -> None:
         self.http.post("/_emulator/stats/reset").raise_for_status()
@@ -272,6 +278,7 @@ def run_contender(
         bytes_by_kind=bytes_by_kind,
         rows_reported=child.get("rows"),
         rows_in_db=_rows_in_db(db) if name != "fetch-only" else None,
+        wrong_values=fidelity(db, rows) if ok and name != "fetch-only" else None,
         error=error,
         child={
             k: v for k, v in child.items() if k not in ("work_s", "work_cpu_s", "prepare_s", "rows")
@@ -287,6 +294,51 @@ def _rows_in_db(db: Path) -> int | None:
             return int(conn.execute(f'SELECT count(*) FROM "{TABLE}"').fetchone()[0])
     except sqlite3.Error:
         return None
+
+
+# Columns whose stored value can be checked against the source whatever a tool's typing.
+FIDELITY_COLUMNS = ("amount_raw", "amount_usd", "symbol", "success")
+FIDELITY_SAMPLE = 500
+
+
+def fidelity(db: Path, rows: int) -> dict[str, int] | None:
+    """Wrong values per column in a sample of rows: exact uint256 digits, real NULLs.
+
+    Speed figures mean little if a contender stores ``5.97e+17`` for a uint256 or the text
+    ``<nil>`` for a NULL, so each load is checked against the generated source rows.
+    """
+    from downstream.emulator.synthetic import SyntheticRows
+
+    source = SyntheticRows(rows)
+    step = max(1, rows // FIDELITY_SAMPLE)
+    wrong = dict.fromkeys(FIDELITY_COLUMNS, 0)
+    try:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            for i in range(0, rows, step):
+                (expected,) = source.slice(i, i + 1)
+                found = conn.execute(
+                    f'SELECT {", ".join(FIDELITY_COLUMNS)} FROM "{TABLE}" WHERE block_number = ?',
+                    [expected["block_number"]],
+                ).fetchone()
+                for column, value in zip(FIDELITY_COLUMNS, found or (), strict=False):
+                    if not _same(expected[column], value):
+                        wrong[column] += 1
+                if found is None:
+                    for column in FIDELITY_COLUMNS:
+                        wrong[column] += 1
+    except sqlite3.Error:
+        return None
+    return {k: v for k, v in wrong.items() if v}
+
+
+def _same(expected: Any, stored: Any) -> bool:
+    if expected is None or stored is None:
+        return expected is None and stored is None
+    if isinstance(expected, bool):
+        return stored in (0, 1) and bool(stored) is expected
+    if isinstance(expected, str):
+        return isinstance(stored, str) and stored == expected
+    return isinstance(stored, int | float) and float(stored) == float(expected)
 
 
 def parse_rows(text: str) -> list[int]:
@@ -370,6 +422,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per contender run")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--page-cache-mb", type=int, default=1024, help="emulator page cache")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0,
+        help="delay every API response this long (the emulator is on loopback, Dune is not)",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.rows, args.repeat = str(SMOKE_ROWS), 1
@@ -430,6 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeat": args.repeat,
         "contenders": contenders,
         "page_rows": PAGE_ROWS,
+        "latency_ms": args.latency_ms,
         "prefect_server_startup_s": server_startup_s,
         "notes": notes,
         "elapsed_s": time.perf_counter() - started,
@@ -460,6 +519,8 @@ def _scale(
     runs: list[Run] = []
     try:
         emulator.warm(rows)
+        if args.latency_ms:
+            emulator.add_latency(args.latency_ms / 1000)
         for rep in range(args.repeat):
             shift = rep % len(contenders)
             for name in contenders[shift:] + contenders[:shift]:

@@ -34,6 +34,7 @@ class Summary:
     requests: float
     bytes_down: float
     failed: int
+    wrong: dict[str, int] | None = None
 
     @property
     def rate(self) -> float:
@@ -67,11 +68,32 @@ def summarise(runs: Iterable[dict[str, Any]]) -> dict[tuple[int, str], Summary]:
             requests=statistics.median(r["requests"] for r in group),
             bytes_down=statistics.median(r["bytes_down"] for r in group),
             failed=failures.get(key, 0),
+            wrong=_worst(r.get("wrong_values") for r in group),
         )
     for key, count in failures.items():
         if key not in out:
             out[key] = Summary(key[1], key[0], 0, 0, 0, 0, 0, 0, 0, 0, 0, count)
     return out
+
+
+def _worst(checks: Iterable[dict[str, int] | None]) -> dict[str, int] | None:
+    """The most wrong values per column over the repetitions (None: not checked)."""
+    out: dict[str, int] | None = None
+    for check in checks:
+        if check is None:
+            continue
+        out = out or {}
+        for column, count in check.items():
+            out[column] = max(out.get(column, 0), count)
+    return out
+
+
+def _fidelity(wrong: dict[str, int] | None) -> str:
+    if wrong is None:
+        return "-"
+    if not wrong:
+        return "none"
+    return ", ".join(f"{column} {count}" for column, count in sorted(wrong.items()))
 
 
 def reruns(runs: Iterable[dict[str, Any]]) -> dict[tuple[int, str], dict[str, Any]]:
@@ -95,7 +117,8 @@ def table(data: dict[str, Any]) -> str:
     again = reruns(data["runs"])
     head = (
         "| rows | contender | rows/s | core ÷ it | ÷ ceiling | work s (min–max) | CPU s | wall s "
-        "| peak RSS MB | RSS ÷ core | requests | MB down | rerun requests | rerun MB down |"
+        "| peak RSS MB | RSS ÷ core | requests | MB down | rerun requests | rerun MB down "
+        "| wrong values |"
     )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     order = {c: i for i, c in enumerate(data["contenders"])}
@@ -105,7 +128,7 @@ def table(data: dict[str, Any]) -> str:
         for name in sorted({c for r, c in summaries if r == rows}, key=lambda c: order.get(c, 99)):
             s = summaries[(rows, name)]
             if not s.n:
-                lines.append(f"| {_rows(rows)} | {name} | failed ({s.failed}) |" + " |" * 11)
+                lines.append(f"| {_rows(rows)} | {name} | failed ({s.failed}) |" + " |" * 12)
                 continue
             rerun = again.get((rows, name))
             lines.append(
@@ -126,6 +149,7 @@ def table(data: dict[str, Any]) -> str:
                         f"{s.bytes_down / 1e6:.2f}",
                         f"{rerun['requests']}" if rerun and rerun["ok"] else "-",
                         f"{rerun['bytes_down'] / 1e6:.3f}" if rerun and rerun["ok"] else "-",
+                        _fidelity(s.wrong),
                     ]
                 )
                 + " |"
@@ -234,7 +258,14 @@ def render(data: dict[str, Any]) -> str:
         f"{env['ram_gib']} GiB RAM ({env['cpu']}), Python {env['python']}, "
         f"SQLite {env['sqlite']}; {versions}.",
         f"Command: `{data['command']}`; {data['repeat']} repetition(s), median shown; "
-        f"{data['page_rows']:,} rows per page.",
+        f"{data['page_rows']:,} rows per page; wrong values: of about 500 sampled rows, how "
+        "many a contender stored differently from the source (uint256 digits, NULLs, "
+        "doubles, booleans); "
+        + (
+            f"every API response delayed {data['latency_ms']:g} ms."
+            if data.get("latency_ms")
+            else "emulator on loopback, no added latency."
+        ),
     ]
     if data.get("prefect_server_startup_s") is not None:
         parts.append(

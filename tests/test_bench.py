@@ -38,6 +38,7 @@ def _run(contender: str, rows: int, work_s: float, rss: float, **kw: Any) -> dic
         "requests": 33,
         "bytes_down": 272_000_000,
         "bytes_by_kind": {"latest": 1_000, "results": 271_999_000},
+        "wrong_values": {},
     }
     return base | kw
 
@@ -81,7 +82,7 @@ def test_the_table_shows_ratios_and_the_targets_are_judged_from_the_figures() ->
                 bytes_down=1_000,
                 bytes_by_kind={"latest": 1_000},
             ),
-            _run("dlt", 1_000_000, 20.0, 600),
+            _run("dlt", 1_000_000, 20.0, 600, wrong_values={"amount_raw": 500, "symbol": 20}),
             _run("fetch-only", 1_000_000, 4.0, 90),
             _run("load-only", 1_000_000, 2.5, 500),
         ]
@@ -90,9 +91,10 @@ def test_the_table_shows_ratios_and_the_targets_are_judged_from_the_figures() ->
     core_row = next(line for line in text.splitlines() if line.startswith("| 1M | core |"))
     # median of 5, 4, 6 seconds -> 200,000 rows/s; ceiling = fetch-only (250,000 rows/s)
     assert "| 200,000 | 1.00x | 80% | 5.00 (4.00–6.00) | 7.50 |" in core_row
-    assert core_row.endswith("| 1 | 0.001 |")
+    assert core_row.endswith("| 1 | 0.001 | none |")
     dlt_row = next(line for line in text.splitlines() if line.startswith("| 1M | dlt |"))
     assert "| 50,000 | 4.00x |" in dlt_row
+    assert dlt_row.endswith("| amount_raw 500, symbol 20 |")
     targets = "\n".join(report.targets(data))
     assert "met: throughput ≥ 2x the faster peer at 1M rows" in targets
     assert "= 4.00x" in targets
@@ -137,5 +139,6 @@ def test_smoke_run_of_the_harness_writes_the_table_and_the_raw_figures(tmp_path:
     assert runs[("core", False)]["rows_in_db"] == 5_000
     assert runs[("load-only", False)]["rows_in_db"] == 5_000
     assert runs[("fetch-only", False)]["rows_reported"] == 5_000
+    assert runs[("core", False)]["wrong_values"] == {}
     rerun = runs[("core", True)]
     assert rerun["bytes_by_kind"].get("results", 0) == 0  # skipped by the ledger
