@@ -186,6 +186,14 @@ def targets(data: dict[str, Any]) -> list[str]:
                 f"{best.contender} {best.rate:,.0f} rows/s = {ratio:.2f}x{cpu}",
             )
         )
+        exact = [p for p in peers if p.wrong == {}]
+        if best.wrong and exact:
+            fair = max(exact, key=lambda s: s.rate)
+            out.append(
+                f"  - {best.contender} stores wrong values ({_fidelity(best.wrong)} of ~500 "
+                f"sampled rows); against the faster peer that stores the values exactly, "
+                f"{fair.contender} ({fair.rate:,.0f} rows/s): {core.rate / fair.rate:.2f}x"
+            )
     ceiling = _ceiling(summaries, big)
     if ceiling:
         share = core.rate / ceiling
