@@ -91,7 +91,8 @@ def resolve_credentials(block_name: str | None = None) -> DuneCredentials:
     """Find the credentials for a run, in this order:
 
     1. the block named ``block_name``, when given (flow parameter or ``--block``);
-    2. the ``DUNE_API_KEY`` environment variable (with ``DUNE_API_BASE_URL``);
+    2. the ``DUNE_API_KEY`` environment variable (with ``DUNE_API_BASE_URL``,
+       ``DUNE_API_PLAN`` and ``DUNE_API_GLOBAL_RATE_LIMIT``);
     3. a saved ``DuneCredentials`` block named ``dune``.
 
     Missing everywhere is one clear error, raised before any work, naming all three.
@@ -109,6 +110,7 @@ def resolve_credentials(block_name: str | None = None) -> DuneCredentials:
             api_key=SecretStr(key),
             base_url=os.environ.get("DUNE_API_BASE_URL") or DEFAULT_BASE_URL,
             plan=_plan_from_env(),
+            global_rate_limit=os.environ.get("DUNE_API_GLOBAL_RATE_LIMIT") or None,
         )
     try:
         return cast(DuneCredentials, DuneCredentials.load(DEFAULT_BLOCK_NAME))

@@ -205,25 +205,40 @@ class ExecutionTimedOut(ExecutionError):
 
 
 class SpecError(DownstreamError, ValueError):
-    """The query spec is invalid; ``problems`` lists each one as ``path: what is wrong``."""
+    """The query spec is invalid; ``problems`` lists each one as ``path: what is wrong``.
+
+    Each problem is one printable line (see ``one_line``), whatever text the spec held.
+    """
 
     def __init__(self, problems: list[str], *, source: str = "spec") -> None:
-        self.problems = problems
+        self.problems = [one_line(p) for p in problems]
         self.source = source
-        lines = "\n".join(f"  - {p}" for p in problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{source} is invalid ({len(problems)} problem(s)):\n{lines}")
 
 
 class LoadError(DownstreamError):
-    """A result cannot be loaded as the spec asks; nothing was written."""
+    """A result cannot be loaded as the spec asks; nothing was written.
+
+    The message is one printable line: it may quote Dune's column names, which can hold
+    anything (newlines, NUL, lone surrogates).
+    """
 
     def __init__(self, message: str, *, query_name: str | None = None) -> None:
         self.query_name = query_name
-        super().__init__(f"{query_name}: {message}" if query_name else message)
+        super().__init__(one_line(f"{query_name}: {message}" if query_name else message))
 
 
 class ConfigurationError(DownstreamError):
     """Something needed before any work is missing or wrong (credentials, paths)."""
+
+
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\n``, ``\\x00``, ``\\u202e``,
+    ``\\ud800``): one line, safe to print and to encode, whatever the user's file held."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -20,6 +20,14 @@ anything else                               TEXT        as sent (JSON for nested
 NULL stays NULL: never the strings ``'NaT'``, ``'nan'``, ``'None'`` or ``'<nil>'``.
 A value that contradicts its declared type (a word in a bigint column) is not dropped and
 does not fail the load: it is stored as text as received and counted in the warnings.
+(SQLite's column affinity still applies to such text: a non-integral number such as
+``"1.5"`` in an INTEGER column is stored as the REAL 1.5.)
+
+A number too large for its column's storage is different: an integer beyond 64 bits in
+an integer (or boolean) column, a finite number beyond double range in a double column.
+SQLite would silently keep an approximation (``2**70`` becomes ``1.1805916207174113e+21``),
+so such values are counted in ``NormalizedPage.out_of_range`` and the loader refuses the
+whole result (``LoadError``) rather than store a number Dune did not send.
 
 The conversion is columnar over plain Python lists: building and unpacking a pandas
 DataFrame per page cost about 1 s per million rows (measured), more than the conversion.
@@ -134,6 +142,8 @@ class NormalizedPage:
     columns: list[Column]
     values: list[list[Any]]
     mismatches: dict[str, int] = field(default_factory=dict)
+    # column -> (count, first value) of numbers the column's storage cannot hold exactly
+    out_of_range: dict[str, tuple[int, Any]] = field(default_factory=dict)
 
     @property
     def row_count(self) -> int:
@@ -157,32 +167,37 @@ def normalize_rows(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) ->
     """Convert one page of Dune row objects, column by column."""
     values: list[list[Any]] = []
     mismatches: dict[str, int] = {}
+    out_of_range: dict[str, tuple[int, Any]] = {}
     for column in columns:
         name = column.name
         raw = [row.get(name) for row in rows]
-        converted, bad = convert_column(raw, column)
+        converted, bad, too_large = convert_column(raw, column)
         values.append(converted)
         if bad:
             mismatches[name] = bad
-    return NormalizedPage(list(columns), values, mismatches)
+        if too_large:
+            out_of_range[name] = too_large
+    return NormalizedPage(list(columns), values, mismatches, out_of_range)
 
 
-def convert_column(raw: list[Any], column: Column) -> tuple[list[Any], int]:
-    """Convert one column's values; returns them and how many contradicted the type."""
+def convert_column(raw: list[Any], column: Column) -> tuple[list[Any], int, tuple[int, Any] | None]:
+    """Convert one column's values; returns them, how many contradicted the type, and
+    (count, first value) of numbers too large for the column's storage, if any."""
     bulk = _BULK.get(column.kind)
     if bulk is not None:
         converted = bulk(raw, column)
         if converted is not None:
-            return converted, 0
+            return converted, 0, None
     return _convert_each(raw, column)
 
 
-def _convert_each(raw: list[Any], column: Column) -> tuple[list[Any], int]:
+def _convert_each(raw: list[Any], column: Column) -> tuple[list[Any], int, tuple[int, Any] | None]:
     if column.kind is Kind.TIMESTAMP or column.kind is Kind.DATE:
-        return _timestamps(raw, column.fraction_digits)
+        return (*_timestamps(raw, column.fraction_digits), None)
     convert = _CONVERTERS[column.kind]
     out: list[Any] = []
     bad = 0
+    too_large: list[Any] = []
     append = out.append
     for v in raw:
         if v is None:
@@ -190,27 +205,40 @@ def _convert_each(raw: list[Any], column: Column) -> tuple[list[Any], int]:
             continue
         try:
             append(convert(v))
+        except OutOfRange:
+            too_large.append(v)
+            append(None)
         except (ValueError, TypeError, OverflowError, ArithmeticError):
             bad += 1
             append(_as_text(v))
-    return out, bad
+    return out, bad, (len(too_large), too_large[0]) if too_large else None
+
+
+class OutOfRange(ArithmeticError):
+    """A number the column's SQLite storage cannot hold exactly (see the module docstring)."""
 
 
 # -- one converter per kind; each raises ValueError/TypeError for a mismatching value ------
 
 _INT64 = (-(2**63), 2**63 - 1)
+_INT_TEXT = re.compile(r"[-+]?\d+")
 
 
 def _integer(v: Any) -> int:
     if type(v) is int:
         if _INT64[0] <= v <= _INT64[1]:
             return v
-        raise OverflowError(v)
+        raise OutOfRange(v)
     if isinstance(v, bool):
         raise TypeError(v)
     if isinstance(v, str):
-        return _integer(int(v.strip()))
-    if isinstance(v, float | Decimal) and v == v and v == int(v):
+        text = v.strip()
+        if _INT_TEXT.fullmatch(text) and len(text) > 20:
+            raise OutOfRange(v)  # also spares int() its 4300-digit limit
+        return _integer(int(text))
+    if isinstance(v, float) and math.isfinite(v) and v == int(v):
+        return _integer(int(v))
+    if isinstance(v, Decimal) and v.is_finite() and v == v.to_integral_value():
         return _integer(int(v))
     raise TypeError(v)
 
@@ -227,7 +255,7 @@ def _exact(v: Any) -> str:
     if isinstance(v, bool):
         raise TypeError(v)
     if isinstance(v, int):
-        return str(v)
+        return _int_text(v)
     if isinstance(v, Decimal):
         if not v.is_finite():
             raise ValueError(v)
@@ -246,12 +274,21 @@ def _real(v: Any) -> float | None:
         raise TypeError(v)
     if isinstance(v, float):
         return None if v != v else v
-    if isinstance(v, int | Decimal):
-        return float(v)
-    if isinstance(v, str):
-        f = float(v.strip())
+    if isinstance(v, int | Decimal | str):
+        try:
+            f = float(v.strip() if isinstance(v, str) else v)
+        except OverflowError:  # an int beyond double range
+            raise OutOfRange(v) from None
+        if math.isinf(f) and not _names_infinity(v):
+            raise OutOfRange(v)  # "1e400": finite as sent, infinite as a double
         return None if f != f else f
     raise TypeError(v)
+
+
+def _names_infinity(v: Any) -> bool:
+    if isinstance(v, Decimal):
+        return v.is_infinite()
+    return isinstance(v, str) and v.strip().lstrip("+-").lower() in ("inf", "infinity")
 
 
 _TRUE = {"true", "t", "1"}
@@ -269,6 +306,9 @@ def _boolean(v: Any) -> int:
             return 1
         if s in _FALSE:
             return 0
+    # Kept as text, which an INTEGER column turns back into a number: it must fit.
+    if isinstance(v, int | str) and not isinstance(v, bool):
+        _integer(v)
     raise ValueError(v)
 
 
@@ -298,7 +338,14 @@ def _text(v: Any) -> str:
         return _json_text(v)
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, int):
+        return _int_text(v)
     return str(v)
+
+
+def _int_text(v: int) -> str:
+    # str() refuses integers beyond 4300 digits (CVE-2020-10735); Decimal has no limit.
+    return str(v) if v.bit_length() < 14_000 else str(Decimal(v))
 
 
 _CONVERTERS: dict[Kind, Callable[[Any], Any]] = {
@@ -520,15 +567,29 @@ def _parse_times(values: list[Any], digits: int) -> list[str | None]:
 
 
 def row_hashes(page: NormalizedPage) -> list[str]:
-    """A stable hash of each row's stored values: identity when no primary key is given."""
+    """A stable hash of each row's stored values: identity when no primary key is given.
+
+    orjson writes infinities as ``null``, so a row holding one is hashed through the
+    stdlib (``Infinity``): otherwise ``inf``, ``-inf`` and NULL would be one row.
+    """
+    infinite = [
+        i
+        for i, (c, values) in enumerate(zip(page.columns, page.values, strict=True))
+        if c.kind is Kind.REAL and any(v == _INF or v == -_INF for v in values)
+    ]
     out = []
     for row in zip(*page.values, strict=True):
         try:
+            if infinite and any(row[i] == _INF or row[i] == -_INF for i in infinite):
+                raise TypeError("infinity")
             blob = orjson.dumps(row)
         except TypeError:
             blob = json.dumps(row, default=str).encode()
         out.append(hashlib.blake2b(blob, digest_size=16).hexdigest())
     return out
+
+
+_INF = float("inf")
 
 
 def is_missing(value: Any) -> bool:

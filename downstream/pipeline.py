@@ -289,14 +289,20 @@ def load(
                 metadata=_metadata(status),
                 allow_partial=spec.allow_partial,
             )
-            if prefetch_pages > 0:
-                pages = prefetch(pages, prefetch_pages)
-            if on_page is not None:
-                # In the loading thread, where the caller's context (a Prefect run) lives.
-                pages = _observe(pages, on_page)
-            report = load_execution(
-                db, spec, info, pages, checkpoint=checkpoint or _stop_if_requested
-            )
+            reader = prefetch(pages, prefetch_pages) if prefetch_pages > 0 else pages
+            # Observed in the loading thread, where the caller's context (a Prefect run) is.
+            stream = _observe(reader, on_page) if on_page is not None else reader
+            try:
+                report = load_execution(
+                    db, spec, info, stream, checkpoint=checkpoint or _stop_if_requested
+                )
+            finally:
+                # Stop the page reader now, not whenever the failed load's traceback is
+                # collected (a reference cycle): it may hold a connection and a page.
+                for iterator in (stream, reader):
+                    close = getattr(iterator, "close", None)
+                    if close is not None:
+                        close()
         except DownstreamError as exc:
             record_failure(db, plan, flow_run_id, exc)
             raise
@@ -468,20 +474,26 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(item: Any) -> bool:
+        """Queue ``item`` unless the consumer has stopped; never block past that."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(item):
                     return
-            q.put(_DONE)
+            # The end marker too: a consumer that stopped early (a LoadError on an earlier
+            # page) never takes it, and a plain put() would block this thread for good.
+            offer(_DONE)
         except BaseException as exc:  # handed to the consumer
-            q.put(exc)
+            offer(exc)
 
     thread = threading.Thread(target=produce, name="prefetch", daemon=True)
     thread.start()

@@ -3,12 +3,26 @@
 One pydantic model serves the YAML file and the Prefect flow parameters (so the UI renders
 a form). Everything structural is validated before any API call, and every problem is
 reported with its path (``queries[2].primary_key: ...``), not just the first one.
+
+Every problem is one printable line that starts with where it is:
+
+* a field path: ``queries[2].primary_key``, ``queries[0].parameters.start``; a key that is
+  not a plain word is quoted (``queries[0].parameters['start date']``);
+* ``(top level)``: the document as a whole (empty, not a mapping, nested too deeply);
+* ``line L, column C``: YAML that does not parse (syntax, tags, duplicate keys);
+* ``(file)``: the file itself (unreadable, not UTF-8);
+* ``--only``: a name given on the command line.
+
+A spec that validates is usable as it is: values that would only fail later (a NaN
+parameter, an infinite ``max_age_hours``, an id beyond Dune's, text with lone surrogates)
+are refused here, before any request.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,9 +38,14 @@ from pydantic import (
     model_validator,
 )
 
-from downstream.errors import SpecError
+from downstream.errors import SpecError, one_line
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+# Dune answers an absurdly large id with a 500 (docs/dune-api.md, 2.1); its ids are int32.
+MAX_QUERY_ID = 2**31 - 1
+# Bounds that keep every duration a valid ``timedelta`` (and mean "practically forever").
+MAX_AGE_HOURS = 100 * 365 * 24
+MAX_LOOKBACK_DAYS = 100 * 365
 # Tables Downstream owns in the bronze database; a query cannot be loaded over them.
 RESERVED_TABLES = frozenset({"digital_asset_metric", "recorded_raw_metric", "dune_execution"})
 
@@ -36,6 +55,8 @@ def _check_parameter_value(value: object) -> object:
     # type it failed to be (and so YAML's yes/no never turn into numbers).
     if isinstance(value, bool):
         raise ValueError("true/false is not a Dune parameter type; quote it to send text")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
     if isinstance(value, list):
         if not all(isinstance(v, str) for v in value):
             raise ValueError("a multi-select list holds text values only")
@@ -46,6 +67,15 @@ def _check_parameter_value(value: object) -> object:
         )
     return value
 
+
+def _not_bool(value: object) -> object:
+    # pydantic reads true as 1 for numbers; YAML's yes/on make that an easy accident.
+    if isinstance(value, bool):
+        raise ValueError("true/false is not a number")
+    return value
+
+
+Number = BeforeValidator(_not_bool)
 
 ParameterValue = Annotated[
     str | int | float | datetime | date | list[str], BeforeValidator(_check_parameter_value)
@@ -61,8 +91,12 @@ class IncrementalSpec(_Strict):
 
     parameter: str = Field(min_length=1, description="Dune query parameter set from the watermark.")
     column: str = Field(min_length=1, description="Column whose maximum is the watermark.")
-    lookback_days: float = Field(
-        0, ge=0, description="Re-read this many days before the watermark (late data)."
+    lookback_days: Annotated[float, Number] = Field(
+        0,
+        ge=0,
+        le=MAX_LOOKBACK_DAYS,
+        allow_inf_nan=False,
+        description="Re-read this many days before the watermark (late data).",
     )
 
 
@@ -82,7 +116,7 @@ class QuerySpec(_Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(
         description="Target table name: lower case, digits and _, up to 63 characters."
     )
-    query_id: int = Field(gt=0, description="Dune query id.")
+    query_id: Annotated[int, Number] = Field(gt=0, le=MAX_QUERY_ID, description="Dune query id.")
     parameters: dict[str, ParameterValue] = Field(
         default_factory=dict, description="Dune query parameters: key -> value."
     )
@@ -92,15 +126,19 @@ class QuerySpec(_Strict):
     mode: Literal["upsert", "replace"] = Field(
         "upsert", description="upsert: update by key and insert new rows; replace: swap all rows."
     )
-    max_age_hours: float = Field(
-        24, ge=0, description="Reuse the latest result if it ended within this; 0 = execute."
+    max_age_hours: Annotated[float, Number] = Field(
+        24,
+        ge=0,
+        le=MAX_AGE_HOURS,
+        allow_inf_nan=False,
+        description="Reuse the latest result if it ended within this; 0 = execute.",
     )
     performance: Literal["medium", "large"] = Field("medium", description="Dune engine tier.")
     allow_partial: bool = Field(
         False, description="Accept a truncated (COMPLETED_PARTIAL) result, marked as partial."
     )
-    timeout_minutes: float = Field(
-        30, gt=0, le=24 * 60, description="Overall deadline for one execution."
+    timeout_minutes: Annotated[float, Number] = Field(
+        30, gt=0, le=24 * 60, allow_inf_nan=False, description="Overall deadline for one execution."
     )
     incremental: IncrementalSpec | None = None
     metrics: list[MetricSpec] = Field(default_factory=list)
@@ -180,7 +218,8 @@ class Spec(_Strict):
                     )
                 metrics.setdefault(key, q.name)
         if problems:
-            raise ValueError(_PROBLEMS + "\n".join(problems))
+            # One problem per line: text from the spec (a metric name) may hold a newline.
+            raise ValueError(_PROBLEMS + "\n".join(map(one_line, problems)))
         return self
 
     def select(self, names: list[str] | None) -> Spec:
@@ -208,14 +247,78 @@ def parse_spec(data: object, *, source: str = "spec") -> Spec:
         raise SpecError(
             ["(top level): the spec is empty; expected a 'queries:' list"], source=source
         )
+    # Lone surrogates (YAML's "\ud800") pass some pydantic fields but break every encoder
+    # later (HTTP, SQLite, logs): find them everywhere first, with their paths.
+    problems = list(_invalid_text(data))
     try:
-        return Spec.model_validate(data)
+        spec = Spec.model_validate(data)
     except ValidationError as exc:
-        problems = [p for e in exc.errors() for p in _describe(e)]
+        problems += [p for e in exc.errors() for p in _describe(e) if not _covered(p, problems)]
         # Names are checked for uniqueness only once every query is valid; when some are
         # not, check what can be checked so the user still sees every problem at once.
         problems += [p for p in _duplicate_names(data) if p not in problems]
         raise SpecError(problems, source=source) from None
+    if problems:
+        raise SpecError(problems, source=source)
+    return spec
+
+
+def _covered(problem: str, problems: list[str]) -> bool:
+    """Whether an earlier problem already names this one's field."""
+    path = problem.partition(": ")[0]
+    return any(p.partition(": ")[0] == path for p in problems)
+
+
+def _invalid_text(data: object) -> Iterator[str]:
+    """``path: text is not valid Unicode`` for every string of the spec's own fields (keys
+    and values) that holds a lone surrogate. Misplaced values are pydantic's to report."""
+    queries = data.get("queries") if isinstance(data, Mapping) else None
+    for i, query in enumerate(queries if isinstance(queries, list) else []):
+        if not isinstance(query, Mapping):
+            continue
+        for name, value in query.items():
+            if name not in QuerySpec.model_fields:
+                continue
+            path = f"queries[{i}].{name}"
+            if name == "parameters" and isinstance(value, Mapping):
+                for key, item in value.items():
+                    bad = _surrogate(key) if isinstance(key, str) else None
+                    if bad is not None:
+                        yield f"{path}: key {_shown(str(key))} is not valid Unicode ({bad!r})"
+                    else:
+                        yield from _text_problems(_join(path, str(key)), item, listed=True)
+            elif name == "metrics" and isinstance(value, list):
+                for j, metric in enumerate(value):
+                    if isinstance(metric, Mapping):
+                        yield from _field_problems(f"{path}[{j}]", metric, MetricSpec)
+            elif name == "incremental" and isinstance(value, Mapping):
+                yield from _field_problems(path, value, IncrementalSpec)
+            else:
+                yield from _text_problems(path, value, listed=name == "primary_key")
+
+
+def _field_problems(path: str, value: Mapping[Any, Any], model: type[BaseModel]) -> Iterator[str]:
+    for field, item in value.items():
+        if field in model.model_fields:
+            yield from _text_problems(f"{path}.{field}", item)
+
+
+def _text_problems(path: str, value: object, *, listed: bool = False) -> Iterator[str]:
+    """The problem for a string value (or, where lists belong, for each string in it)."""
+    listed = listed and isinstance(value, list)
+    for j, item in enumerate(value) if listed else [(None, value)]:  # type: ignore[arg-type]
+        bad = _surrogate(item) if isinstance(item, str) else None
+        if bad is not None:
+            where = path if j is None else f"{path}[{j}]"
+            yield f"{where}: text is not valid Unicode (lone surrogate {bad!r})"
+
+
+def _surrogate(text: str) -> str | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return text[exc.start]
+    return None
 
 
 def _duplicate_names(data: object) -> list[str]:
@@ -227,7 +330,9 @@ def _duplicate_names(data: object) -> list[str]:
     for i, q in enumerate(queries):
         name = q.get("name") if isinstance(q, Mapping) else None
         if isinstance(name, str) and name in seen:
-            problems.append(f"queries[{i}].name: {name!r} is already used by queries[{seen[name]}]")
+            problems.append(
+                f"queries[{i}].name: {_shown(name)} is already used by queries[{seen[name]}]"
+            )
         if isinstance(name, str):
             seen.setdefault(name, i)
     return problems
@@ -240,10 +345,10 @@ def load_spec(path: str | Path) -> Spec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(
-            [f"cannot read the file: {exc.strerror or exc}"], source=str(path)
+            [f"(file): cannot read the file: {exc.strerror or exc}"], source=str(path)
         ) from None
     except UnicodeDecodeError:
-        raise SpecError(["the file is not UTF-8 text"], source=str(path)) from None
+        raise SpecError(["(file): the file is not UTF-8 text"], source=str(path)) from None
     return parse_spec(_load_yaml(text, str(path)), source=str(path))
 
 
@@ -251,23 +356,59 @@ def _load_yaml(text: str, source: str) -> object:
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else "(top level): "
         raise SpecError([f"{where}{exc.problem or exc}"], source=source) from None
+    except yaml.reader.ReaderError as exc:
+        # Control characters and the like; PyYAML gives an offset, not a line.
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        raise SpecError(
+            [f"line {line}, column {column}: unacceptable character {char!r} ({exc.reason})"],
+            source=source,
+        ) from None
     except yaml.YAMLError as exc:
-        raise SpecError([f"not valid YAML: {exc}"], source=source) from None
+        raise SpecError([f"(top level): not valid YAML: {exc}"], source=source) from None
+    except RecursionError:
+        raise SpecError(
+            ["(top level): the YAML is nested too deeply to be a spec"], source=source
+        ) from None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last one.
+
+    Merge keys (``<<: *defaults``) work as in YAML: merged keys may be overridden, only
+    keys written twice in the same mapping are refused.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # PyYAML's own constructors raise plain ValueError/TypeError/AttributeError for
+        # values their tag cannot hold (``!!float abc``, ``!!timestamp x``, an int of
+        # 5000 digits); give those a line and column like every other YAML problem.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:
+            tag = node.tag.rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this {tag} value ({exc})", node.start_mark
+            ) from None
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if isinstance(key, Mapping | list):
+        if key_node.tag == _MERGE_TAG:
             continue
+        key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable) or isinstance(key, Mapping | list | set):
+            continue  # construct_mapping refuses unhashable keys with a line and column
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -283,22 +424,48 @@ _UniqueKeyLoader.add_constructor(
 
 
 _TYPE_TAGS = re.compile(r"^(str|int|float|datetime|date|list\[str\]|[a-z-]+\[.*\])$")
+_PLAIN_KEY = re.compile(r"[^\s.\[\]:'\"\\]+")
+
+
+def _join(path: str, part: object) -> str:
+    """``path`` and one more step: ``[2]`` for an index, ``.name`` for a plain key, and
+    ``['start date']`` for a key that is not a plain word (so the path stays readable)."""
+    if isinstance(part, int) and not isinstance(part, bool):
+        return f"{path}[{part}]"
+    text = str(part)
+    if text.isprintable() and _PLAIN_KEY.fullmatch(text) and len(text) <= 80:
+        return f"{path}.{text}" if path else text
+    return f"{path}[{_shown(text)}]"
+
+
+def _shown(value: str) -> str:
+    """A quoted value for a message, shortened when it is long."""
+    return repr(value if len(value) <= 80 else value[:77] + "...")
 
 
 def _describe(error: Any) -> list[str]:
     """``queries[2].primary_key: <message>`` lines from one pydantic error."""
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     if message.startswith(_PROBLEMS):
-        return message.removeprefix(_PROBLEMS).splitlines()
-    path = ""
-    for part in error.get("loc", ()):
-        if isinstance(part, str) and _TYPE_TAGS.match(part):
-            continue  # union member names add noise, not location
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    field = re.match(r"^([a-z_]+): (.*)$", message, re.S)
-    if field and error.get("type") == "value_error" and field.group(1) in QuerySpec.model_fields:
-        path, message = f"{path}.{field.group(1)}", field.group(2)
+        return message.removeprefix(_PROBLEMS).split("\n")
+    loc = list(error.get("loc", ()))
     kind = error.get("type")
+    if kind == "invalid_key" or (loc and loc[-1] == "[key]"):
+        # A mapping key that is not text (YAML reads 1, 2024-01-01 or true as such).
+        loc = loc[:-1] if kind == "invalid_key" else loc[:-2]
+        key = error.get("input")
+        shown = key.isoformat() if isinstance(key, date) else str(key)
+        kind, message = "invalid_key", f"key {shown} is not text; quote it"
+    path = ""
+    in_parameters = loc[:1] == ["queries"] and loc[2:3] == ["parameters"]
+    for i, part in enumerate(loc):
+        if in_parameters and i == 4 and _TYPE_TAGS.match(str(part)):
+            continue  # union member names after a parameter add noise, not location
+        # queries[i].parameters.<key>: a key, even when YAML read it as a number
+        path = _join(path, str(part) if in_parameters and i == 3 else part)
+    field = re.match(r"^([a-z_]+): (.*)$", message, re.S)
+    if field and kind == "value_error" and field.group(1) in QuerySpec.model_fields:
+        path, message = f"{path}.{field.group(1)}", field.group(2)
     if kind == "extra_forbidden":
         message = "unknown field (check the spelling)"
     elif kind == "missing":

@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -321,9 +322,10 @@ class DuneClient:
             )
         if state is ExecutionState.FAILED:
             err = status.error
+            # Dune's text can quote anything, the key included (a parameter, the SQL).
             raise ExecutionFailed(
-                err.type if err else "FAILED_TYPE_UNSPECIFIED",
-                err.message if err else "no error message from Dune",
+                self._redact(err.type) if err else "FAILED_TYPE_UNSPECIFIED",
+                self._redact(err.message) if err else "no error message from Dune",
                 query_id=qid,
                 execution_id=eid,
             )
@@ -523,7 +525,7 @@ class DuneClient:
     ) -> None:
         if page.execution_id != execution_id:
             raise DuneProtocolError(
-                f"page belongs to execution {page.execution_id}",
+                f"page belongs to execution {self._redact(page.execution_id)}",
                 query_id=query_id,
                 execution_id=execution_id,
             )
@@ -551,12 +553,18 @@ class DuneClient:
     ) -> int:
         """Where the next page starts. We rebuild the request on our own host from the
         offset rather than follow ``next_uri`` verbatim: our parameters survive, and the key
-        can never be sent to a host that ``next_uri`` names."""
+        can never be sent to a host that ``next_uri`` names.
+
+        ``next_offset`` decides when Dune sends it; otherwise the ``offset`` parameter of
+        ``next_uri``. The scheme, host, port and path of ``next_uri`` are never used; one
+        that names another host is logged as a warning (tests/hostile/test_credentials.py).
+        """
         nxt = page.next_offset
-        if nxt is None and page.next_uri is not None:
-            query = httpx.URL(page.next_uri).params
-            nxt = _int_or_none(query.get("offset"))
-            if _origin(httpx.URL(page.next_uri)) != self._origin:
+        if page.next_uri is not None:
+            uri = httpx.URL(page.next_uri)
+            if nxt is None:
+                nxt = _int_or_none(uri.params.get("offset"))
+            if _origin(uri) != self._origin:
                 log.warning(
                     "execution %s: next_uri points at another host; "
                     "continuing on %s without following it",
@@ -597,10 +605,7 @@ class DuneClient:
         try:
             return ResultPage.from_json(data, offset=offset)
         except UnknownExecutionState as exc:
-            # Raised from inside the model, which cannot know which execution it parses.
-            raise UnknownExecutionState(
-                exc.state, query_id=query_id, execution_id=data.get("execution_id")
-            ) from None
+            raise self._redacted_state(exc, query_id, data.get("execution_id")) from None
         except ValidationError as exc:
             raise DuneProtocolError(
                 f"unexpected results body: {_first_error(exc)}",
@@ -619,9 +624,7 @@ class DuneClient:
         try:
             return model.model_validate(data)
         except UnknownExecutionState as exc:
-            raise UnknownExecutionState(
-                exc.state, query_id=query_id, execution_id=execution_id
-            ) from None
+            raise self._redacted_state(exc, query_id, execution_id) from None
         except ValidationError as exc:
             raise DuneProtocolError(
                 f"unexpected status body: {_first_error(exc)}",
@@ -786,6 +789,15 @@ class DuneClient:
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key in text else text
 
+    def _redacted_state(
+        self, exc: UnknownExecutionState, query_id: int | None, execution_id: object
+    ) -> UnknownExecutionState:
+        """The state string is Dune's text: it never carries the key into an error."""
+        eid = execution_id if isinstance(execution_id, str) else None
+        return UnknownExecutionState(
+            self._redact(exc.state), query_id=query_id, execution_id=eid and self._redact(eid)
+        )
+
     def _cancel_quietly(self, execution_id: str, query_id: int | None) -> None:
         try:
             self.cancel(execution_id, query_id=query_id)
@@ -796,6 +808,7 @@ class DuneClient:
 _INVALID = object()
 # Column types whose JSON values must survive decoding exactly.
 _EXACT_TYPE_PREFIXES = (
+    "boolean",  # an INTEGER column too: a huge number there must not arrive as a float
     "bigint",
     "integer",
     "int",
@@ -844,10 +857,50 @@ def _no_cyclic_gc() -> Iterator[None]:
 
 
 def _exact_json(content: bytes) -> Any:
+    """The stdlib decoder, for what orjson refuses or rounds. Hostile bodies get a defined
+    outcome here: integers beyond int()'s 4300-digit limit stay exact as ``Decimal``;
+    nesting too deep for the decoder counts as invalid JSON; ``\ud800``-style escapes of
+    lone surrogates (which no UTF-8 text can hold) become U+FFFD, as Go's encoder writes
+    invalid text; ``NaN``/``Infinity`` literals are accepted as floats."""
     try:
-        return json.loads(content, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(content, parse_float=Decimal, parse_int=_exact_int)
+        if _SURROGATE_ESCAPE.search(content):
+            data, replaced = _replace_surrogates(data)
+            if replaced:
+                log.warning(
+                    "a response held %d text value(s) with lone surrogates; kept with U+FFFD",
+                    replaced,
+                )
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _INVALID
+    return data
+
+
+# A \uD800-\uDFFF escape: orjson refuses lone ones, the stdlib decodes them as they are.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _exact_int(text: str) -> int | Decimal:
+    return int(text) if len(text) < 4300 else Decimal(text)
+
+
+def _replace_surrogates(value: Any) -> tuple[Any, int]:
+    """``value`` with lone surrogates in every string (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        fixed, n = _SURROGATES.subn("\ufffd", value)
+        return fixed, 1 if n else 0
+    if isinstance(value, list):
+        pairs = [_replace_surrogates(item) for item in value]
+        return [v for v, _ in pairs], sum(n for _, n in pairs)
+    if isinstance(value, dict):
+        out, count = {}, 0
+        for key, item in value.items():
+            (new_key, a), (new_item, b) = _replace_surrogates(key), _replace_surrogates(item)
+            out[new_key] = new_item
+            count += a + b
+        return out, count
+    return value, 0
 
 
 def _has_inexact_values(data: dict[str, Any]) -> bool:

@@ -102,6 +102,18 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
                 db.execute(statement)
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(identifier: str) -> str:
+    """An identifier as SQLite compares it: case-insensitive for ASCII letters only.
+
+    ``A`` and ``a`` are one column to SQLite; ``É`` and ``é``, or ``ß`` and ``ss``, are two
+    (``str.casefold`` would merge them and refuse a result SQLite can store).
+    """
+    return identifier.translate(_ASCII_LOWER)
+
+
 def quote(identifier: str) -> str:
     """An SQL identifier, quoted so any name is just a name (``x"; drop table y`` too)."""
     return '"' + identifier.replace('"', '""') + '"'

@@ -8,7 +8,7 @@ import sqlite_utils
 
 from downstream.dune.params import format_datetime
 from downstream.spec import QuerySpec
-from downstream.store.database import LEDGER, quote, table_columns
+from downstream.store.database import LEDGER, fold, quote, table_columns
 
 
 def is_loaded(db: sqlite_utils.Database, execution_id: str, query_name: str) -> bool:
@@ -24,8 +24,8 @@ def read_watermark(db: sqlite_utils.Database, spec: QuerySpec) -> object | None:
     """``max(column)`` of the incremental column, or None when there is no data yet."""
     if spec.incremental is None:
         return None
-    columns = {c.casefold() for c in table_columns(db, spec.name)}
-    if spec.incremental.column.casefold() not in columns:
+    columns = {fold(c) for c in table_columns(db, spec.name)}
+    if fold(spec.incremental.column) not in columns:
         return None
     row = db.execute(
         f"SELECT max({quote(spec.incremental.column)}) FROM {quote(spec.name)}"

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -41,6 +42,7 @@ from downstream.store.database import (
     METRICS,
     ROW_HASH,
     SERIES,
+    fold,
     max_columns,
     quote,
     table_columns,
@@ -183,7 +185,12 @@ class _Load:
             raise LoadError("a result page has no column metadata", query_name=self.spec.name)
         names = list(page.metadata.column_names)
         self._validate_columns(names)
-        self.columns = columns_from_metadata(names, page.metadata.column_types)
+        try:
+            self.columns = columns_from_metadata(names, page.metadata.column_types)
+        except ValueError as exc:  # column_types not parallel to column_names
+            raise LoadError(
+                f"the result's metadata is inconsistent: {exc}", query_name=self.spec.name
+            ) from None
         self._ensure_table()
         self._ensure_metric_masters()
         self.sql = self._upsert_sql()
@@ -198,19 +205,23 @@ class _Load:
             )
         folded: dict[str, str] = {}
         for n in names:
-            if n.casefold() in folded:
+            if fold(n) in folded:
                 problems.append(
-                    f"columns {folded[n.casefold()]!r} and {n!r} are the same name to SQLite "
+                    f"columns {folded[fold(n)]!r} and {n!r} are the same name to SQLite "
                     "(names are case-insensitive); alias one of them in the query"
                 )
-            folded.setdefault(n.casefold(), n)
-            if n.casefold() in LINEAGE_COLUMNS:
+            folded.setdefault(fold(n), n)
+            if fold(n) in LINEAGE_COLUMNS:
                 problems.append(f"column {n!r} clashes with Downstream's lineage column")
-        width = len(names) + len(LINEAGE_COLUMNS)
-        if width > max_columns(self.db):
+            if "\x00" in n:
+                problems.append(f"column {n!r} holds a NUL character, which SQLite names cannot")
+            elif not _is_unicode(n):
+                problems.append(f"column {n!r} is not valid Unicode (a lone surrogate)")
+        lineage = 2 if spec.primary_key else 3  # _row_hash only without a primary key
+        if len(names) + lineage > max_columns(self.db):
             problems.append(
                 f"the result has {len(names)} columns; SQLite allows {max_columns(self.db)} per "
-                f"table including Downstream's {len(LINEAGE_COLUMNS)} lineage columns"
+                f"table including Downstream's {lineage} lineage columns"
             )
         present = set(names)
         for key in spec.primary_key or []:
@@ -247,10 +258,18 @@ class _Load:
                 not_null={EXECUTION_ID, LOADED_AT},
             )
             return
-        by_fold = {k.casefold(): (k, t) for k, t in existing.items()}
+        by_fold = {fold(k): (k, t) for k, t in existing.items()}
+        added = [c.name for c in self.columns if fold(c.name) not in by_fold]
+        if len(existing) + len(added) > max_columns(self.db):
+            # Columns the result dropped stay in the table (schema drift keeps them).
+            raise LoadError(
+                f"the table has {len(existing)} columns and this result adds {len(added)}; "
+                f"SQLite allows {max_columns(self.db)} per table",
+                query_name=name,
+            )
         changes: dict[str, Any] = {}
         for c in self.columns:
-            found = by_fold.get(c.name.casefold())
+            found = by_fold.get(fold(c.name))
             if found is None:
                 self.db.table(name).add_column(c.name, _PY_TYPES[c.sqlite_type])
                 self.report.schema_changes.append(f"added column {c.name!r} ({c.dune_type})")
@@ -339,7 +358,34 @@ class _Load:
     # -- every page -------------------------------------------------------------------------
 
     def _write(self, page: Page) -> None:
-        norm = normalize_rows(page.rows, self.columns)
+        rows = page.rows
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise LoadError(
+                "the result's rows are not all JSON objects keyed by column name",
+                query_name=self.spec.name,
+            )
+        norm = normalize_rows(rows, self.columns)
+        for name, (count, first) in norm.out_of_range.items():
+            column = next(c for c in self.columns if c.name == name)
+            text = format(Decimal(first), "f") if isinstance(first, int) else str(first)
+            shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+            raise LoadError(
+                f"column {name!r} ({column.dune_type}): {count} value(s) too large for "
+                f"SQLite's {column.sqlite_type} storage, e.g. {shown}; SQLite would keep an "
+                "approximation, so nothing was loaded",
+                query_name=self.spec.name,
+            )
+        try:
+            self._store(norm)
+        except UnicodeEncodeError:
+            # Text with lone surrogates cannot be UTF-8 (the client replaces those it
+            # decodes; this guards pages from anywhere else).
+            raise LoadError(
+                "the result holds text that is not valid Unicode (a lone surrogate)",
+                query_name=self.spec.name,
+            ) from None
+
+    def _store(self, norm: NormalizedPage) -> None:
         n = norm.row_count
         self.report.pages += 1
         self.report.rows += n
@@ -491,6 +537,14 @@ def record_execution(
         + ", ".join(f"{n} = excluded.{n}" for n in names if n != "execution_id"),
         list(row.values()),
     )
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _metric_value(v: Any) -> float | None:

@@ -43,11 +43,13 @@ def test_the_environment_is_used_when_no_block_is_named(
     monkeypatch.setenv("DUNE_API_KEY", KEY)
     monkeypatch.setenv("DUNE_API_BASE_URL", "http://127.0.0.1:8123")
     monkeypatch.setenv("DUNE_API_PLAN", "plus")
+    monkeypatch.setenv("DUNE_API_GLOBAL_RATE_LIMIT", "dune")
 
     found = resolve_credentials(None)
 
     assert found.api_key.get_secret_value() == KEY
     assert (found.base_url, found.plan) == ("http://127.0.0.1:8123", "plus")
+    assert found.global_rate_limit == "dune"
 
 
 def test_a_wrong_plan_in_the_environment_is_a_clear_error(
