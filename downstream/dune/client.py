@@ -17,6 +17,7 @@ HTTP wrapper is the part that costs money or data when done wrong:
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import logging
@@ -24,6 +25,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -828,12 +830,30 @@ def decode_json(content: bytes) -> Any:
     digit is lost. Returns ``_INVALID`` for a body that is not JSON (e.g. truncated).
     """
     try:
-        data = orjson.loads(content)
+        with _no_cyclic_gc():
+            data = orjson.loads(content)
     except orjson.JSONDecodeError:
         return _exact_json(content)
     if isinstance(data, dict) and _has_inexact_values(data):
         return _exact_json(content)
     return data
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Hold the cyclic GC off while a page is decoded.
+
+    A page is tens of thousands of new dicts, which set off a young-generation collection
+    every 700 allocations; decoded JSON holds no cycles, so all of them are wasted work
+    (about a tenth of a load's CPU at 1M rows). Collection resumes right after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _exact_json(content: bytes) -> Any:

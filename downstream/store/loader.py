@@ -437,20 +437,28 @@ class _Load:
 
     def _finish(self) -> None:
         table, eid = quote(self.spec.name), self.execution.execution_id
-        delivered, changed = self.db.execute(
-            f"SELECT count(*), coalesce(sum({quote(LOADED_AT)} = ?), 0) FROM {table} "
-            f"WHERE {quote(EXECUTION_ID)} = ?",
-            [self.loaded_at, eid],
-        ).fetchone()
+        if self.rows_before == 0:
+            # The table was empty (and we hold the write lock): every row in it now came
+            # from this load and is new, so there is nothing to scan for or to remove.
+            delivered = changed = self._count()
+        else:
+            delivered, changed = self.db.execute(
+                f"SELECT count(*), coalesce(sum({quote(LOADED_AT)} = ?), 0) FROM {table} "
+                f"WHERE {quote(EXECUTION_ID)} = ?",
+                [self.loaded_at, eid],
+            ).fetchone()
         if self.spec.mode == "replace":
-            cur = self.db.execute(f"DELETE FROM {table} WHERE {quote(EXECUTION_ID)} != ?", [eid])
-            self.report.removed = cur.rowcount
+            if self.rows_before:
+                cur = self.db.execute(
+                    f"DELETE FROM {table} WHERE {quote(EXECUTION_ID)} != ?", [eid]
+                )
+                self.report.removed = cur.rowcount
             for m in self.spec.metrics:
                 self.db.execute(
                     f"DELETE FROM {SERIES} WHERE metric_uuid = ? AND execution_id != ?",
                     [metric_uuid(m.asset, m.metric), eid],
                 )
-        after = self._count()
+        after = delivered if self.rows_before == 0 else self._count()
         r = self.report
         r.new = after - self.rows_before + r.removed
         r.updated = int(changed) - r.new

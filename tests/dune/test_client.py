@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from downstream.dune import DuneClient, ExecutionState, PollPolicy, make_http_client
+from downstream.dune.client import decode_json
 from downstream.errors import (
     DuneAuthError,
     DuneBadRequest,
@@ -783,3 +784,17 @@ def test_integers_beyond_64_bits_survive_decoding_exactly(
     router.get(f"/execution/{EID}/results").mock(return_value=httpx.Response(200, content=raw))
     (page,) = list(client.iter_result_pages(EID, limit=10))
     assert page.rows[0]["v"] == big
+
+
+def test_decoding_leaves_the_cyclic_gc_as_it_found_it() -> None:
+    # decode_json holds the GC off while orjson builds a page (issue 6), never longer.
+    assert gc.isenabled()
+    assert decode_json(b'{"a": [1, 2]}') == {"a": [1, 2]}
+    assert decode_json(b"<html>502</html>") is not None  # invalid: falls back, still enabled
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        decode_json(b'{"a": 1}')
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -261,6 +261,20 @@ def test_replace_swaps_the_whole_contents_atomically(db: sqlite_utils.Database) 
     assert rows_of(db, "SELECT count(*) FROM recorded_raw_metric") == [(2,)]
 
 
+def test_first_load_into_an_empty_table_counts_the_same_without_scanning(
+    db: sqlite_utils.Database,
+) -> None:
+    # An empty table before the load lets _finish skip its full scan (issue 6); the
+    # report must still be what the scan would say, duplicates and replace included.
+    rows = emission(3)
+    rows.append({**rows[0], "net_emission_eth": 42.0})
+    report = load_execution(db, spec(mode="replace"), execution(), pages(rows), now=Clock())
+    assert (report.rows, report.new, report.updated, report.unchanged) == (4, 3, 0, 0)
+    assert (report.duplicates, report.removed) == (1, 0)
+    ledger = rows_of(db, "SELECT rows_new, rows_updated, rows_removed FROM dune_execution")
+    assert ledger == [(3, 0, 0)]
+
+
 def test_upsert_keeps_rows_the_new_result_does_not_deliver(db: sqlite_utils.Database) -> None:
     clock = Clock()
     load_execution(

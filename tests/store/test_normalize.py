@@ -8,12 +8,17 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from downstream.normalize import (
+    _BULK,
     Column,
     Kind,
+    _convert_each,
     classify,
     columns_from_metadata,
+    convert_column,
     frame_records,
     normalize_rows,
 )
@@ -123,6 +128,9 @@ def test_values_that_contradict_the_type_are_kept_as_text_and_counted() -> None:
     assert page.mismatches == {"n": 2}
     ts = normalize_rows([{"t": "yesterday"}], [Column("t", "timestamp", Kind.TIMESTAMP)])
     assert ts.values[0] == ["yesterday"] and ts.mismatches == {"t": 1}
+    # pandas reads "-7" as the year -7, which Python cannot format: text, not a failed load
+    year = normalize_rows([{"t": "-7"}], [Column("t", "timestamp", Kind.TIMESTAMP)])
+    assert year.values[0] == ["-7"] and year.mismatches == {"t": 1}
 
 
 def test_numbers_too_large_for_their_sqlite_storage_are_flagged_not_kept_as_text() -> None:
@@ -203,3 +211,80 @@ def test_to_frame_keeps_exact_values_and_nulls() -> None:
 def test_column_names_and_types_must_match_in_length() -> None:
     with pytest.raises(ValueError, match="2 column names but 1 column types"):
         columns_from_metadata(["a", "b"], ["bigint"])
+
+
+# -- whole-column conversion (issue 6): the fast path must change no value ------------------
+
+_WELL_FORMED = {
+    "bigint": st.integers(-(2**63), 2**63 - 1),
+    "uint256": st.integers(0, 2**256 - 1).map(str),
+    "decimal(38,18)": st.decimals(allow_nan=False, allow_infinity=False, places=4).map(str),
+    "double": st.floats(allow_nan=False) | st.integers(-(2**60), 2**60),
+    "boolean": st.booleans(),
+    "varchar": st.text(max_size=8),
+    "varbinary": st.binary(max_size=12).map(lambda b: "0x" + b.hex()),
+    "timestamp(3) with time zone": st.datetimes().map(
+        lambda d: d.strftime("%Y-%m-%d %H:%M:%S.") + f"{d.microsecond // 1000:03d} UTC"
+    ),
+}
+_ODD = st.sampled_from(
+    [
+        "",
+        " 12 ",
+        "-7",
+        "1e5",
+        "١٢٣",
+        "12\n34",
+        "0xABcd",
+        "0X12",
+        "0xzz",
+        "abcd-ef-gh ij:kl:mn.opq UTC",
+        "2024-03-05 20:50:59.000 UTC\n",
+        "2024-03-05T20:50:59Z",
+        "true",
+        "NaN",
+        2**64,
+        -(2**63) - 1,
+        1.5,
+        float("inf"),
+        True,
+        0,
+        [1, 2],
+        {"a": 1},
+    ]
+)
+
+
+@pytest.mark.parametrize("dune_type", sorted(_WELL_FORMED))
+@given(data=st.data())
+@settings(max_examples=40, deadline=None)
+def test_converting_a_whole_column_gives_what_value_by_value_gives(
+    dune_type: str, data: st.DataObject
+) -> None:
+    (column,) = columns_from_metadata(["c"], [dune_type])
+    value = _WELL_FORMED[dune_type]
+    raw = data.draw(
+        st.lists(st.none() | value | (value if data.draw(st.booleans()) else _ODD), max_size=30)
+    )
+    assert convert_column(list(raw), column) == _convert_each(list(raw), column)
+
+
+def test_uniform_columns_take_the_fast_path_and_keep_nulls_in_place() -> None:
+    column = Column("t", "timestamp(3) with time zone", Kind.TIMESTAMP)
+    raw = ["2024-03-05 20:50:59.000 UTC", None, "2024-12-31 23:59:59.999 UTC"]
+    assert _BULK[Kind.TIMESTAMP](raw, column) == [
+        "2024-03-05T20:50:59.000Z",
+        None,
+        "2024-12-31T23:59:59.999Z",
+    ]
+    hex_column = Column("h", "varbinary", Kind.HEX)
+    assert _BULK[Kind.HEX](["0xAB", None, "0xcd"], hex_column) == ["0xab", None, "0xcd"]
+    assert _BULK[Kind.HEX](["0xAB", "0xc\nd"], hex_column) is None  # a newline inside a value
+
+
+def test_a_timestamp_shaped_value_that_is_not_one_is_kept_as_text_and_counted() -> None:
+    # The fast path once accepted any 27 characters with "." and " UTC" in place.
+    column = Column("t", "timestamp(3) with time zone", Kind.TIMESTAMP)
+    page = normalize_rows([{"t": "abcd-ef-gh ij:kl:mn.opq UTC"}], [column])
+    assert page.values[0] == ["abcd-ef-gh ij:kl:mn.opq UTC"]
+    assert page.mismatches == {"t": 1}
