@@ -4,7 +4,8 @@ Pages are written as they arrive inside one ``BEGIN IMMEDIATE`` transaction that
 covers the metric tables and the ledger row, so every table becomes visible in one commit:
 a crash or an error at any moment leaves them exactly as they were (SQLite rolls back),
 and memory stays bounded by one page. (The alternative, a staging table swapped in at the
-end, writes every row twice; it measured slower, see README "Performance".)
+end, writes every row twice: 1.7-2.1x the time and twice the disk at 1M rows, measured by
+``bench/load_strategy.py``, README "Performance".)
 
 Upserts update rows by key and insert new ones; ``replace`` removes, in the same commit,
 every row the new result did not deliver. Lineage: ``_execution_id`` is the last execution
