@@ -416,21 +416,15 @@ class DuneClient:
         learned_cap: int | None = None
         offset, seen, total = 0, 0, None
         while True:
-            params: list[tuple[str, str]] = [("limit", str(page_size)), ("offset", str(offset))]
-            if allow_partial:
-                params.append(("allow_partial_results", "true"))
             try:
-                data = self._json(
-                    "GET",
-                    f"/execution/{execution_id}/results",
-                    params=params,
-                    query_id=query_id,
-                    execution_id=execution_id,
-                )
-            except DuneBadRequest as exc:
-                if _refused_as_partial(exc):
-                    raise _partial("this result", query_id, execution_id) from exc
-                raise
+                with _partial_refusal(query_id, execution_id):
+                    data = self._json(
+                        "GET",
+                        f"/execution/{execution_id}/results",
+                        params=_page_params(page_size, offset, allow_partial),
+                        query_id=query_id,
+                        execution_id=execution_id,
+                    )
             except DunePaymentRequired as exc:
                 if "per request" in exc.message.lower() and page_size > 1:
                     page_size = learned_cap = max(1, page_size // 2)
@@ -482,21 +476,14 @@ class DuneClient:
         page_size = self.page_limit(n_columns)
         offset, seen = 0, 0
         while True:
-            params = [("limit", str(page_size)), ("offset", str(offset))]
-            if allow_partial:
-                params.append(("allow_partial_results", "true"))
-            try:
+            with _partial_refusal(query_id, execution_id):
                 resp = self._send(
                     "GET",
                     f"/execution/{execution_id}/results/csv",
-                    params=params,
+                    params=_page_params(page_size, offset, allow_partial),
                     query_id=query_id,
                     execution_id=execution_id,
                 )
-            except DuneBadRequest as exc:
-                if _refused_as_partial(exc):
-                    raise _partial("this result", query_id, execution_id) from exc
-                raise
             header, body, rows = split_csv_page(resp.content)
             page = CsvPage(
                 header=header,
@@ -926,6 +913,24 @@ class _Ambiguous(Exception):
         self.error = error
         self.retry_after = retry_after
         super().__init__(str(error))
+
+
+def _page_params(limit: int, offset: int, allow_partial: bool) -> list[tuple[str, str]]:
+    params = [("limit", str(limit)), ("offset", str(offset))]
+    if allow_partial:
+        params.append(("allow_partial_results", "true"))
+    return params
+
+
+@contextmanager
+def _partial_refusal(query_id: int | None, execution_id: str) -> Iterator[None]:
+    """Dune refuses a truncated result with a 400; say so as ``ExecutionPartial``."""
+    try:
+        yield
+    except DuneBadRequest as exc:
+        if _refused_as_partial(exc):
+            raise _partial("this result", query_id, execution_id) from exc
+        raise
 
 
 def _refused_as_partial(exc: DuneBadRequest) -> bool:
