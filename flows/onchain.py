@@ -45,9 +45,9 @@ from downstream import shutdown  # noqa: E402
 from downstream.pipeline import QueryResult, failed_result, record_failure_at  # noqa: E402
 from downstream.spec import QuerySpec, Spec, load_spec, parse_spec  # noqa: E402
 from downstream.store import db_path_from_env, open_database  # noqa: E402
+from flows.cli import DEFAULT_SPEC, main  # noqa: E402
 from tasks.dune import decide_plan, load_result, submit_execution, wait_for_result  # noqa: E402
 
-DEFAULT_SPEC = ROOT / "deployments" / "queries.yaml"
 MAX_CONCURRENCY = 16
 if logging.getLogger("downstream").level == logging.NOTSET:
     logging.getLogger("downstream").setLevel(logging.INFO)
@@ -169,6 +169,4 @@ def summary_row(result: QueryResult) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from flows.cli import main
-
     sys.exit(main(sys.argv[1:], onchain))
