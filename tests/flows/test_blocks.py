@@ -82,11 +82,12 @@ def test_a_named_block_wins_over_the_environment_and_dune_is_the_fallback(
 
 
 @pytest.mark.integration
-def test_a_global_rate_limit_paces_requests_and_a_missing_one_is_an_error(
+def test_requests_take_global_rate_limit_slots_and_a_missing_limit_is_an_error(
     prefect_api_url: str, dune_url: str
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 
     from .conftest import KEY as DUNE_KEY
 
@@ -104,5 +105,8 @@ def test_a_global_rate_limit_paces_requests_and_a_missing_one_is_an_error(
         assert dune.get_latest_result(1463956) is not None
 
     missing = paced.model_copy(update={"global_rate_limit": "never-created"})
-    with missing.get_client() as dune, pytest.raises(Exception, match="never-created-high"):
+    with (
+        missing.get_client() as dune,
+        pytest.raises(ConcurrencySlotAcquisitionError, match="never-created-high"),
+    ):
         dune.get_latest_result(1463956)

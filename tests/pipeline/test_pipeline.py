@@ -146,7 +146,8 @@ def test_two_runs_deciding_together_execute_once(
 
     assert executions(emulator) == 1
     assert submitted[0].execution_id == submitted[1].execution_id
-    assert "got there first" not in submitted[1].reason  # it follows the first one's run
+    # The second re-checked Dune under the lock and follows the first one's execution.
+    assert (submitted[0].source, submitted[1].source) == ("executed", "latest")
     assert submitted[1].action in ("load", "wait")
 
 
