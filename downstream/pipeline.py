@@ -69,6 +69,7 @@ class Plan:
     execution_id: str | None = None
     source: Literal["latest", "executed"] = "latest"
     status: ExecutionStatus | None = None
+    refresh: bool = False  # execute now: no re-check of Dune's latest result
 
 
 @dataclass
@@ -124,7 +125,9 @@ def decide(
     Reads at most one row from Dune (``limit=1`` on the latest result) to decide.
     """
     parameters = effective_parameters(db_path, spec)
-    plan = Plan(spec, parameters, "execute", "refresh requested" if refresh else "")
+    plan = Plan(
+        spec, parameters, "execute", "refresh requested" if refresh else "", refresh=refresh
+    )
     if refresh:
         return plan
     if spec.max_age_hours <= 0:
@@ -208,7 +211,7 @@ def submit(
         return plan
     spec = plan.query
     with query_lock(db_path, spec.name):
-        if spec.max_age_hours > 0 and "refresh" not in plan.reason:
+        if spec.max_age_hours > 0 and not plan.refresh:
             latest = _latest(client, spec)
             rechecked = _judge_latest(plan, latest, db_path, now())
             if rechecked.action != "execute":
