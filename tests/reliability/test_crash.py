@@ -66,9 +66,11 @@ def where_it_died(progress: Path) -> str:
     if not lines:
         return "starting up"
     last = lines[-1].split(" ", 1)[1]
-    step = last.split(":", 1)[-1]
-    if last == "done" or step == "committed":
-        return "between tables" if last != "done" else "after the last commit"
+    query, _, step = last.partition(":")
+    if last == "done" or (step == "committed" and query == QUERIES[-1]["name"]):
+        return "after the last commit"
+    if step == "committed":
+        return "between tables"
     if step.startswith("page") or step == "before-commit":
         return "inside a load transaction"
     return f"before loading ({step})"
